@@ -6,10 +6,9 @@ both on the 9p share at /out/boot); its /init sees /proc/vmcore and writes
 /out/dump/vmcore, then powers off, which ends QEMU (-no-reboot).
 """
 
-import subprocess
 from pathlib import Path
 
-from .paths import LabError, run
+from .paths import run
 from .vm import VM
 
 CAPTURE_APPEND = "console=ttyS0 irqpoll nr_cpus=1 reset_devices panic=-1 quiet loglevel=5"
@@ -51,10 +50,5 @@ def dump_dmesg(dump: Path) -> str:
     out = Path(dump).with_name(Path(dump).name + ".dmesg")
     if out.exists():
         out.unlink()
-    try:
-        run(["makedumpfile", "--dump-dmesg", str(dump), str(out)], timeout=120)
-    except LabError:
-        raise
-    except subprocess.SubprocessError as exc:
-        raise LabError(f"makedumpfile --dump-dmesg {dump}: {exc}") from exc
+    run(["makedumpfile", "--dump-dmesg", str(dump), str(out)], timeout=120)
     return out.read_text(errors="replace")
