@@ -232,6 +232,10 @@ class PrivateApt:
             "APT::Sandbox::User": "root",
             "Acquire::Languages": "none",
             "APT::Install-Recommends": "false",
+            # fail fast when the archive is unreachable: the cache takes over
+            "Acquire::Retries": "0",
+            "Acquire::http::Timeout": "20",
+            "Acquire::https::Timeout": "20",
         }
         if self.line.target:
             opts["APT::Default-Release"] = self.line.target
@@ -254,7 +258,7 @@ class PrivateApt:
         if self.fresh() and not force:
             return
         self.write_sources()
-        self.apt_get("update")
+        self.apt_get("update", "--error-on=any")
         self.stamp.touch()
 
     def resolve(self):
@@ -373,7 +377,9 @@ def fetch(label: str, *, refresh=False, offline=None) -> Kernel:
             if not record.exists():
                 raise LabError(f"kernel {label}: cannot resolve and nothing cached: {exc}") from exc
             kernel = Kernel.from_json(json.loads(record.read_text()))
-            _log(f"{label}: using cached {kernel.kver} ({str(exc).splitlines()[0]})")
+            lines = [ln for ln in str(exc).splitlines() if ln.strip()]
+            _log(f"{label}: archive unusable ({lines[-1] if lines else exc}); "
+                 f"using cached {kernel.kver}")
             return kernel
         record.parent.mkdir(parents=True, exist_ok=True)
         record.write_text(json.dumps(kernel.to_json(), indent=1) + "\n")

@@ -102,7 +102,7 @@ class VM:
 
     def __init__(self, kernel: Kernel, initrd: Path, *, workdir=None, append="",
                  base_append=DEFAULT_APPEND, memory=1024, smp=2,
-                 boot_timeout=120, extra_qemu=()):
+                 boot_timeout=120, extra_qemu=(), interactive=False):
         self.kernel = kernel
         self.initrd = Path(initrd)
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="nmimgr-vm-"))
@@ -113,6 +113,7 @@ class VM:
         self.memory, self.smp = memory, smp
         self.boot_timeout = boot_timeout
         self.extra_qemu = list(extra_qemu)
+        self.interactive = interactive
         self.proc = None
         self._qmp = None
         self._sockdir = None
@@ -133,6 +134,13 @@ class VM:
             except OSError:
                 shutil.copy(src, dest)
 
+    def _serial_args(self):
+        if self.interactive:
+            # the console on the terminal (Ctrl-a x quits QEMU), still logged
+            return ["-chardev", f"stdio,id=s0,mux=on,signal=off,logfile={self.log_path}",
+                    "-serial", "chardev:s0", "-mon", "chardev=s0,mode=readline"]
+        return ["-chardev", f"file,id=s0,path={self.log_path}", "-serial", "chardev:s0"]
+
     def command(self):
         """The QEMU command line."""
         self._sockdir = self._sockdir or tempfile.mkdtemp(prefix="nmimgr-qmp-")
@@ -141,7 +149,7 @@ class VM:
             "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
             "-kernel", str(self.kernel.vmlinuz), "-initrd", str(self.initrd),
             "-append", self.append,
-            "-chardev", f"file,id=s0,path={self.log_path}", "-serial", "chardev:s0",
+            *self._serial_args(),
             "-qmp", f"unix:{self._sockdir}/qmp.sock,server=on,wait=off",
             "-virtfs", f"local,path={self.share},mount_tag=out,security_model=none",
             *self.extra_qemu,
@@ -154,9 +162,12 @@ class VM:
         cmd = self.command()
         (self.workdir / "qemu.cmd").write_text(shlex.join(cmd) + "\n")
         self.started = time.monotonic()
-        with open(self.workdir / "qemu.log", "wb") as log:
-            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
-                                         stderr=subprocess.STDOUT)
+        if self.interactive:
+            self.proc = subprocess.Popen(cmd)
+        else:
+            with open(self.workdir / "qemu.log", "wb") as log:
+                self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
+                                             stderr=subprocess.STDOUT)
         try:
             self._qmp = QMP(Path(self._sockdir) / "qmp.sock")
         except (OSError, VMError) as exc:
@@ -204,8 +215,11 @@ class VM:
     def error(self, message: str) -> VMError:
         """A VMError for MESSAGE, with the console tail appended."""
         state = "running" if self.running else f"exited {self.proc and self.proc.returncode}"
+        qemu_log = self.workdir / "qemu.log"
+        qemu = qemu_log.read_text(errors="replace").strip() if qemu_log.exists() else ""
+        qemu = f"--- QEMU output ---\n{qemu[-2000:]}\n" if qemu else ""
         return VMError(f"{message} [{self.kernel.kver}, QEMU {state}, "
-                       f"workdir {self.workdir}]\n--- serial console (tail) ---\n"
+                       f"workdir {self.workdir}]\n{qemu}--- serial console (tail) ---\n"
                        f"{self.tail()}\n--- end ---")
 
     def wait_serial(self, pattern, timeout=60, *, start=0, fail=None):

@@ -1,0 +1,137 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Command line for humans: ``cd tests/vm && python3 -m lab COMMAND``.
+
+  fetch [KERNEL...] [--refresh]     resolve and download the kernels
+  build [KERNEL...] [-W] [--test-module NAME]...
+                                    build module/ (and helper modules)
+  boot KERNEL [--run CMD]... [--nmi N] [--kdump] [--file DEST=SRC]...
+                                    boot, run commands, optionally crash+capture
+  shell KERNEL [--file DEST=SRC]... an interactive console (Ctrl-a x quits)
+
+KERNEL is one of 5.10, 6.1, 6.12 (default for fetch/build: all).
+"""
+
+import argparse
+import sys
+import tempfile
+import time
+
+from . import build, initramfs, kdump, kernels
+from .paths import LabError
+from .vm import VM, VMError
+
+
+def _kernels(names):
+    return [kernels.fetch(name) for name in (names or kernels.labels())]
+
+
+def _files(pairs):
+    files = {}
+    for pair in pairs or ():
+        dest, sep, src = pair.partition("=")
+        if not sep:
+            raise LabError(f"--file {pair!r}: expected DEST=SRC")
+        files[dest] = src
+    return files
+
+
+def cmd_fetch(args):
+    """Resolve, download and unpack."""
+    for name in args.kernels or kernels.labels():
+        start = time.monotonic()
+        kernel = kernels.fetch(name, refresh=args.refresh)
+        print(f"{name}\t{kernel.kver}\t{time.monotonic() - start:.1f}s\t{kernel.root.parent}")
+
+
+def cmd_build(args):
+    """Build module/ and helper modules for each kernel."""
+    for kernel in _kernels(args.kernels):
+        start = time.monotonic()
+        built = build.build_modules(kernel, extra_modules=args.test_module, w1=args.W)
+        took = time.monotonic() - start
+        for name, ko in built.items():
+            print(f"{kernel.label}\t{name}\t{ko}")
+        print(f"{kernel.label}\t({took:.1f}s)")
+
+
+def cmd_boot(args):
+    """Boot, run commands, inject NMIs, optionally go through kdump."""
+    kernel = kernels.fetch(args.kernel)
+    image = initramfs.build_initramfs(kernel, _files(args.file))
+    workdir = args.workdir or tempfile.mkdtemp(prefix="nmimgr-vm-")
+    with VM(kernel, image, workdir=workdir, append=args.append) as vm:
+        print(f"booting {kernel.kver}, workdir {workdir}", flush=True)
+        print(f"agent ready after {vm.wait_ready():.1f}s", flush=True)
+        for cmd in args.run or ():
+            rc, out = vm.run(cmd, timeout=args.timeout)
+            print(f"$ {cmd}\n{out}[rc={rc}]", flush=True)
+        if args.nmi:
+            before = vm.nmi_counts()
+            vm.inject_nmis(args.nmi)
+            time.sleep(0.5)
+            print(f"NMI counts {before} -> {vm.nmi_counts()}")
+        if args.kdump:
+            kdump.arm_kdump(vm, args.capture_append)
+            start = time.monotonic()
+            dump = kdump.crash_and_capture(vm)
+            print(f"dump {dump} ({dump.stat().st_size} bytes) "
+                  f"{time.monotonic() - start:.1f}s after the crash")
+            print("\n".join(kdump.dump_dmesg(dump).splitlines()[-15:]))
+
+
+def cmd_shell(args):
+    """Interactive console on the terminal."""
+    kernel = kernels.fetch(args.kernel)
+    image = initramfs.build_initramfs(kernel, _files(args.file))
+    workdir = args.workdir or tempfile.mkdtemp(prefix="nmimgr-vm-")
+    print(f"{kernel.kver}: share {workdir}/share is /out; Ctrl-a x quits", flush=True)
+    with VM(kernel, image, workdir=workdir, append=f"labshell=1 {args.append}",
+            interactive=True) as vm:
+        vm.proc.wait()
+
+
+def main(argv=None):
+    """Parse ARGV and run the subcommand; exit 1 with a message on lab errors."""
+    parser = argparse.ArgumentParser(prog="python3 -m lab", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    fetch = sub.add_parser("fetch", help="resolve and download kernels")
+    fetch.add_argument("kernels", nargs="*")
+    fetch.add_argument("--refresh", action="store_true", help="refresh package lists now")
+    fetch.set_defaults(func=cmd_fetch)
+
+    bld = sub.add_parser("build", help="build module/ and helper modules")
+    bld.add_argument("kernels", nargs="*")
+    bld.add_argument("-W", action="store_true", help="W=1")
+    bld.add_argument("--test-module", action="append", default=[],
+                     help="also build tests/vm/modules/NAME")
+    bld.set_defaults(func=cmd_build)
+
+    for name, func in (("boot", cmd_boot), ("shell", cmd_shell)):
+        cmd = sub.add_parser(name, help=func.__doc__)
+        cmd.add_argument("kernel", choices=kernels.labels())
+        cmd.add_argument("--append", default="", help="extra kernel command line words")
+        cmd.add_argument("--file", action="append", help="DEST=SRC into the initramfs")
+        cmd.add_argument("--workdir", help="keep serial.log and share/ here")
+        cmd.set_defaults(func=func)
+        if name == "boot":
+            cmd.add_argument("--run", action="append", help="guest command (repeatable)")
+            cmd.add_argument("--timeout", type=float, default=60)
+            cmd.add_argument("--nmi", type=int, default=0, help="inject N paced NMIs")
+            cmd.add_argument("--kdump", action="store_true",
+                             help="arm kdump, crash with sysrq, read the dump")
+            cmd.add_argument("--capture-append", default="",
+                             help="extra capture kernel command line words")
+
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except (LabError, VMError) as exc:
+        print(f"vmlab: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
