@@ -52,10 +52,16 @@ def test_guest_runs_commands_loads_a_lab_module_and_counts_paced_nmis(
 
 
 def test_kdump_captures_a_sysrq_crash_and_the_dump_holds_the_panic(
-        kernel, vm, record_property):
+        kernel, boot, make_initrd, record_property):
+    vm = boot(make_initrd(kernel, {
+        "/etc/lab/first.d/10-mark.sh": b"uname -r > /out/first-hook\n",
+        "/etc/lab/capture.d/10-mark.sh": b"uname -r > /out/capture-hook\n",
+    }))
     kdump.arm_kdump(vm)
     start = time.monotonic()
     dump = kdump.crash_and_capture(vm, "echo c > /proc/sysrq-trigger", timeout=180)
     record_property("crash_to_poweroff_s", round(time.monotonic() - start, 1))
     assert "capture kernel" in vm.serial_log
     assert "sysrq triggered crash" in kdump.dump_dmesg(dump)
+    for hook in ("first-hook", "capture-hook"):
+        assert (vm.share / hook).read_text() == kernel.kver + "\n"

@@ -31,12 +31,17 @@ def arm_kdump(vm: VM, capture_append="", *, base_append=CAPTURE_APPEND,
 
 
 def crash_and_capture(vm: VM, trigger="echo c > /proc/sysrq-trigger", timeout=180) -> Path:
-    """Run TRIGGER in the guest, wait for the capture kernel to power off.
+    """Crash the guest with TRIGGER, wait for the capture kernel to power off.
 
+    TRIGGER is a guest shell command (submitted without waiting: it does not
+    come back) or a host callable, e.g. ``vm.inject_nmi`` for an NMI panic.
     Returns the dump's path on the host; raises VMError (console tail
     included) when QEMU does not exit in time or no dump was written.
     """
-    vm.submit(trigger)
+    if callable(trigger):
+        trigger()
+    else:
+        vm.submit(trigger)
     vm.wait_exit(timeout)
     rc = vm.capture_rc()
     if rc != 0 or not vm.dump.exists():
