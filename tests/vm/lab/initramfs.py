@@ -21,10 +21,11 @@ import shutil
 import stat
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 from .kernels import Kernel
-from .paths import LabError, cache_dir, run
+from .paths import cache_dir, run
 
 #: the 9p share's stack; names that a kernel lacks or has built in are skipped
 NINEP_MODULES = ("virtio_ring", "virtio", "virtio_pci_modern_dev",
@@ -34,6 +35,8 @@ BINARIES = ("/usr/sbin/kexec", "/usr/bin/makedumpfile")
 BUSYBOX = "/bin/busybox"
 INIT = Path(__file__).with_name("init.sh")
 FORMAT_VERSION = "1"
+#: images not used for this long are removed when another one is built
+PRUNE_DAYS = 14
 
 
 def module_load_order(kernel: Kernel, names=NINEP_MODULES):
@@ -127,7 +130,11 @@ def build_initramfs(kernel: Kernel, extra_files=None) -> Path:
     outdir.mkdir(exist_ok=True)
     image = outdir / f"{kernel.kver}-{_digest(items)}.cpio.gz"
     if image.exists():
+        os.utime(image)     # mark as used, for pruning
         return image
+    for old in outdir.glob("*.cpio.gz"):
+        if time.time() - old.stat().st_mtime > PRUNE_DAYS * 86400:
+            old.unlink(missing_ok=True)
     with tempfile.TemporaryDirectory(prefix="initramfs-", dir=outdir) as tmp:
         stage = Path(tmp) / "root"
         for sub in ("bin", "sbin", "usr/bin", "usr/sbin", "dev", "proc", "sys",

@@ -42,7 +42,7 @@ class VMError(LabError):
 class QMP:
     """A minimal QMP client over a unix socket."""
 
-    def __init__(self, path: Path, timeout: float = 10):
+    def __init__(self, path: Path, timeout: float = 10, alive=lambda: True):
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -52,7 +52,7 @@ class QMP:
                 break
             except OSError:
                 self.sock.close()
-                if time.monotonic() > deadline:
+                if time.monotonic() > deadline or not alive():
                     raise
                 time.sleep(0.05)
         self.file = self.sock.makefile("rwb", buffering=0)
@@ -169,7 +169,8 @@ class VM:
                 self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
                                              stderr=subprocess.STDOUT)
         try:
-            self._qmp = QMP(Path(self._sockdir) / "qmp.sock")
+            self._qmp = QMP(Path(self._sockdir) / "qmp.sock",
+                            alive=lambda: self.proc.poll() is None)
         except (OSError, VMError) as exc:
             self.kill()
             raise self.error(f"QMP connection failed: {exc}") from exc
