@@ -1,0 +1,140 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""nmimgr in a lab guest: load it, set and read its parameters and
+statistics, send NMIs and wait until the guest has counted them, and check
+that a dump on the host is whole."""
+
+import re
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+KO = "/nmimgr/nmimgr.ko"
+PARAMS = "/sys/module/nmimgr/parameters"
+STATS = "/sys/kernel/nmimgr/stats"
+PANIC_LINE = re.compile(
+    r"Kernel panic - not syncing: nmimgr: panic on NMI event 0x([0-9a-f]{2}) "
+    r"\((\d+)\) type=(\w+) cpu=(\d+) mask=0x([0-9a-f]{2})")
+#: what must never appear in a guest's kernel log during nmimgr's tests
+TROUBLE = re.compile(r"Oops|BUG:|WARNING:|Call Trace|lockup|RCU stall|"
+                     r"general protection|Kernel panic")
+DEFAULT_POLICY = "ignore= drop= panic= mask=0xcf dry_run=0"
+
+
+def load(vm, args="", check=True):
+    """insmod nmimgr.ko ARGS; return (rc, output)."""
+    return vm.run(f"insmod {KO} {args}", check=check)
+
+
+def unload(vm):
+    """rmmod nmimgr, if loaded."""
+    vm.run("grep -q '^nmimgr ' /proc/modules && rmmod nmimgr; true", check=True)
+
+
+def setp(vm, name, value):
+    """Write VALUE (verbatim, no newline) to parameter NAME; return (rc, out)."""
+    return vm.run(f"echo -n {shlex.quote(value)} > {PARAMS}/{name}")
+
+
+def reset(vm):
+    """Back to the default policy (a write of "" would write nothing at all)."""
+    vm.run(f"echo > {PARAMS}/policy", check=True)
+    assert getp(vm, "policy") == DEFAULT_POLICY
+
+
+def getp(vm, name):
+    """Read parameter NAME back (trailing newline stripped)."""
+    _, out = vm.run(f"cat {PARAMS}/{name}", check=True)
+    return out.rstrip("\n")
+
+
+def stats(vm):
+    """/sys/kernel/nmimgr/stats as a dict: counters as ints, 'codes' per raw
+    code, 'last_event' as a dict of its fields (or None)."""
+    _, out = vm.run(f"cat {STATS}", check=True)
+    return parse_stats(out)
+
+
+def parse_stats(text):
+    """Parse the stats format documented in docs/module.md."""
+    result = {"codes": {}}
+    for line in text.splitlines():
+        words = line.split()
+        if not words:
+            continue
+        if words[0] == "code":
+            result["codes"][int(words[1], 16)] = int(words[2])
+        elif words[0] == "last_event":
+            result["last_event"] = (None if words[1] == "none" else
+                                    dict(w.split("=", 1) for w in words[1:]))
+        else:
+            result[words[0]] = int(words[1])
+    return result
+
+
+def dmesg_clear(vm):
+    """Empty the guest's kernel log buffer."""
+    vm.run("dmesg -c > /dev/null", check=True)
+
+
+def dmesg(vm):
+    """The guest's kernel log."""
+    return vm.run("dmesg", check=True)[1]
+
+
+def nmi_total(vm):
+    """All NMIs the guest counted, summed over CPUs."""
+    return sum(vm.nmi_counts())
+
+
+def send_nmis(vm, count, interval=0.05, timeout=30):
+    """Inject COUNT paced NMIs and wait until the guest has counted them.
+
+    Returns how many the guest counted (coalesced injections count once).
+    """
+    before = nmi_total(vm)
+    vm.inject_nmis(count, interval=interval)
+    return settle(vm, before, timeout)
+
+
+def settle(vm, before, timeout=30, quiet=0.5):
+    """Wait until the guest's NMI count stops moving; return the increase."""
+    deadline = time.monotonic() + timeout
+    last = nmi_total(vm)
+    while time.monotonic() < deadline:
+        time.sleep(quiet)
+        now = nmi_total(vm)
+        if now == last:
+            break
+        last = now
+    return last - before
+
+
+def read_every_page(dump: Path):
+    """Read every page of DUMP through libkdumpfile, in a child process
+    (libkdumpfile maps the file, so a truncated dump can kill its reader).
+
+    Returns (pages read, pages not in the dump); raises AssertionError when
+    the reader fails or dies.
+    """
+    script = (
+        "import sys, kdumpfile\n"
+        "from kdumpfile import exceptions as E\n"
+        "k = kdumpfile.kdumpfile(sys.argv[1])\n"
+        "ok = missing = 0\n"
+        "for pfn in range(k.attr['max_pfn']):\n"
+        "    try:\n"
+        "        k.read(kdumpfile.KDUMP_MACHPHYSADDR, pfn << 12, 4096); ok += 1\n"
+        "    except E.NoDataException:\n"
+        "        missing += 1\n"
+        "print(ok, missing)\n")
+    # Debian's interpreter has python3-libkdumpfile, whatever comes first in PATH
+    python = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
+    proc = subprocess.run([python, "-c", script, str(dump)], capture_output=True,
+                          text=True, timeout=300, check=False)
+    assert proc.returncode == 0, (
+        f"libkdumpfile could not read every page of {dump}: "
+        f"exit {proc.returncode}\n{proc.stderr[-2000:]}")
+    ok, missing = (int(v) for v in proc.stdout.split())
+    return ok, missing

@@ -1,0 +1,392 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""nmimgr's full set on Debian's 6.1 kernel, with real injected NMIs.
+
+One shared boot runs the runtime scenarios in file order (actions, event 0,
+masks, dry run, parameters, malformed values, storm, load/unload cycles);
+the panic, capture-kernel and latch scenarios each need a boot of their own.
+QEMU's inject-nmi reads 0x21 or 0x31 at port 0x61: code 0x01 under the
+default mask 0xcf.
+"""
+
+import re
+import threading
+import time
+
+import pytest
+
+from conftest import selected_kernels
+from lab import build, initramfs, kdump, kernels
+from lab.paths import REPO_DIR
+from lab.vm import VM
+import nmimgr_guest as ng
+
+pytestmark = pytest.mark.k61
+
+UHUH = "NMI received for unknown reason"
+
+
+@pytest.fixture(scope="module")
+def k61(request):
+    """Debian's current 6.1 kernel, when selected."""
+    if "6.1" not in selected_kernels(request.config):
+        pytest.skip("6.1 not selected (--vm-kernels)")
+    return kernels.fetch("6.1")
+
+
+@pytest.fixture(scope="module")
+def image61(k61):
+    """An image with nmimgr.ko and the latchwin test module."""
+    ko = build.build_module(k61, REPO_DIR / "module")
+    latchwin = build.build_test_module(k61, "latchwin")
+    return initramfs.build_initramfs(k61, {"/nmimgr/nmimgr.ko": ko,
+                                           "/lab/latchwin.ko": latchwin})
+
+
+@pytest.fixture(scope="module")
+def rt(k61, image61, tmp_path_factory):
+    """The shared runtime boot, nmimgr loaded with no arguments."""
+    vm = VM(k61, image61, workdir=tmp_path_factory.mktemp("rt61"))
+    try:
+        vm.start()
+        vm.wait_ready()
+        yield vm
+    finally:
+        vm.kill()
+
+
+@pytest.fixture
+def clean(rt):
+    """nmimgr loaded with the default policy and an empty kernel log."""
+    if rt.run("test -d /sys/module/nmimgr")[0] != 0:
+        ng.load(rt)
+    ng.reset(rt)
+    ng.dmesg_clear(rt)
+    return rt
+
+
+def test_loads_with_the_default_policy(rt):
+    ng.unload(rt)
+    ng.dmesg_clear(rt)
+    ng.load(rt)
+    assert ng.getp(rt, "policy") == ng.DEFAULT_POLICY
+    assert ng.getp(rt, "types") == "unknown"
+    assert ng.getp(rt, "capture_drop") == "all"
+    assert ng.getp(rt, "event_mask") == "0xcf"
+    st = ng.stats(rt)
+    assert st["capture_kernel"] == 0 and st["latched"] == 0 and st["nmis"] == 0
+    assert st["last_event"] is None
+    assert f"nmimgr: policy: {ng.DEFAULT_POLICY}" in ng.dmesg(rt)
+
+
+def test_unmanaged_nmi_gets_a_discovery_line_and_the_kernels_handling(clean):
+    before = ng.stats(clean)
+    assert ng.send_nmis(clean, 1) == 1
+    after = ng.stats(clean)
+    assert after["unmanaged"] - before["unmanaged"] == 1
+    log = ng.dmesg(clean)
+    assert re.search(r"nmimgr: unmanaged NMI event 0x[23]1 \((33|49)\) "
+                     r"type=unknown cpu=0", log), log
+    assert UHUH in log
+    assert after["last_event"]["action"] == "unmanaged"
+    assert after["last_event"]["code"] in ("0x21", "0x31")
+
+
+def test_ignore_leaves_the_nmi_to_the_kernel_silently(clean):
+    assert ng.setp(clean, "events_ignore", "0x21")[0] == 0
+    ng.dmesg_clear(clean)
+    before = ng.stats(clean)
+    assert ng.send_nmis(clean, 2) == 2
+    after = ng.stats(clean)
+    log = ng.dmesg(clean)
+    assert after["ignored"] - before["ignored"] == 2
+    assert UHUH in log
+    assert "nmimgr:" not in log
+
+
+def test_drop_claims_the_nmi_counts_and_logs_it(clean):
+    assert ng.setp(clean, "events_drop", "1")[0] == 0
+    ng.dmesg_clear(clean)
+    before = ng.stats(clean)
+    assert ng.send_nmis(clean, 3) == 3
+    after = ng.stats(clean)
+    log = ng.dmesg(clean)
+    assert after["dropped"] - before["dropped"] == 3
+    assert UHUH not in log
+    assert re.search(r"nmimgr: dropped NMI event 0x[23]1 \((33|49)\) type=unknown cpu=0", log)
+
+
+def test_dry_run_logs_would_panic_and_changes_nothing(clean):
+    assert ng.setp(clean, "policy", "panic=1 dry_run=1")[0] == 0
+    ng.dmesg_clear(clean)
+    before = ng.stats(clean)
+    assert ng.send_nmis(clean, 1) == 1
+    after = ng.stats(clean)
+    log = ng.dmesg(clean)
+    assert after["would_panic"] - before["would_panic"] == 1
+    assert after["panics"] == 0 and after["fired"] == 0 and after["latched"] == 0
+    assert "nmimgr: dry run: would panic on NMI event 0x" in log
+    assert UHUH in log, "dry run must leave the kernel's own handling in place"
+
+
+def test_event_code_0_is_managed(clean):
+    # Mask 0xc0 keeps only the SERR/IOCHK bits: QEMU's NMI is code 0.
+    assert ng.setp(clean, "policy", "drop=0 mask=0xc0")[0] == 0
+    ng.dmesg_clear(clean)
+    before = ng.stats(clean)
+    assert ng.send_nmis(clean, 2) == 2
+    after = ng.stats(clean)
+    assert after["dropped"] - before["dropped"] == 2
+    assert UHUH not in ng.dmesg(clean)
+
+
+def test_default_mask_matches_both_readings_and_exact_match_splits_them(clean):
+    assert ng.setp(clean, "policy", "drop=0x21")[0] == 0
+    before = ng.stats(clean)
+    got = ng.send_nmis(clean, 8)
+    after = ng.stats(clean)
+    assert after["dropped"] - before["dropped"] == got
+    assert after["unmanaged"] == before["unmanaged"]
+
+    assert ng.setp(clean, "policy", "drop=0x21 mask=0xff")[0] == 0
+    before = ng.stats(clean)
+    got = ng.send_nmis(clean, 12)
+    after = ng.stats(clean)
+
+    def delta(code):
+        return after["codes"].get(code, 0) - before["codes"].get(code, 0)
+    dropped = after["dropped"] - before["dropped"]
+    unmanaged = after["unmanaged"] - before["unmanaged"]
+    assert dropped + unmanaged == got
+    assert dropped == delta(0x21)
+    assert unmanaged == delta(0x31)
+
+
+def test_list_parameters_change_at_runtime_and_read_back_canonically(clean):
+    assert ng.setp(clean, "events_drop", "10,0-2\n")[0] == 0
+    assert ng.getp(clean, "events_drop") == "0-2,10"
+    assert ng.setp(clean, "events_panic", "0x21,0x30-0x3f")[0] == 0
+    assert ng.getp(clean, "events_panic") == "33,48-63"
+    assert ng.setp(clean, "event_mask", "0xff")[0] == 0
+    assert ng.setp(clean, "dry_run", "1")[0] == 0
+    assert ng.getp(clean, "policy") == "ignore= drop=0-2,10 panic=33,48-63 mask=0xff dry_run=1"
+    # an empty write clears a list
+    assert clean.run(f"echo > {ng.PARAMS}/events_drop")[0] == 0
+    assert ng.getp(clean, "events_drop") == ""
+    # an overlap is logged; the first list in ignore, drop, panic order wins
+    ng.dmesg_clear(clean)
+    assert ng.setp(clean, "events_ignore", "33")[0] == 0
+    assert "more than one list" in ng.dmesg(clean)
+
+
+def test_policy_parameter_replaces_the_whole_policy_in_one_write(clean):
+    assert ng.setp(clean, "policy", "ignore=5 drop=6 panic=7 mask=0xff dry_run=1")[0] == 0
+    assert ng.setp(clean, "policy", "drop=0x21")[0] == 0
+    assert ng.getp(clean, "policy") == "ignore= drop=33 panic= mask=0xcf dry_run=0"
+    assert ng.getp(clean, "events_ignore") == ""
+    assert ng.getp(clean, "dry_run") == "0"
+    # and the handler acts on it at once
+    before = ng.stats(clean)
+    got = ng.send_nmis(clean, 2)
+    assert ng.stats(clean)["dropped"] - before["dropped"] == got
+
+
+MALFORMED = [
+    ("events_panic", "300"), ("events_panic", "256"), ("events_panic", "5-3"),
+    ("events_panic", "1-"), ("events_panic", "a"), ("events_panic", "1,,2"),
+    ("events_panic", "-1"), ("events_panic", "1,"), ("events_panic", ",1"),
+    ("events_panic", "1 2"), ("events_panic", "0x"), ("events_panic", "0x100"),
+    ("events_panic", "1-2-3"), ("events_panic", "1" * 1100),
+    ("events_drop", "2;3"), ("events_ignore", "+1"), ("events_ignore", "1.5"),
+    ("event_mask", "0x1ff"), ("event_mask", "cf"), ("event_mask", "-1"),
+    ("dry_run", "2"), ("dry_run", "yes"),
+    ("policy", "boom=1"), ("policy", "panic"), ("policy", "drop=1 drop=2"),
+    ("policy", "panic=300"), ("policy", "mask=0x1ff"), ("policy", "dry_run=5"),
+    ("capture_drop", "some"),
+]
+
+
+def test_malformed_values_are_rejected_and_the_policy_stays(clean):
+    good = "ignore=4 drop=0-2,10 panic=33 mask=0xcf dry_run=0"
+    assert ng.setp(clean, "policy", good)[0] == 0
+    ng.dmesg_clear(clean)
+    failures = []
+    for name, value in MALFORMED:
+        rc, out = ng.setp(clean, name, value)
+        if rc == 0 or "Invalid argument" not in out:
+            failures.append((name, value[:20], rc, out))
+        if ng.getp(clean, "policy") != good:
+            failures.append((name, value[:20], "policy changed", ng.getp(clean, "policy")))
+    assert not failures
+    assert len(MALFORMED) >= 20
+    log = ng.dmesg(clean)
+    assert log.count("policy in force unchanged") == len(MALFORMED)
+    assert 'events_panic: rejected "5-3": range 5-3 is reversed' in log
+    assert ng.getp(clean, "capture_drop") == "all"
+    # types is fixed at load time
+    assert ng.setp(clean, "types", "unknown,serr")[0] != 0
+
+
+def test_malformed_values_at_load_time_fail_the_load_with_a_reason(clean):
+    ng.unload(clean)
+    ng.dmesg_clear(clean)
+    for args, reason in [("events_panic=300", "code 300 out of range"),
+                         ("events_drop=5-3", "reversed"),
+                         ("policy=boom=1", "unknown key"),
+                         ("types=bogus", "expected a list of unknown, serr, iochk"),
+                         ("event_mask=0x100", "out of range")]:
+        rc, out = ng.load(clean, args, check=False)
+        assert rc != 0, args
+        assert clean.run("test -d /sys/module/nmimgr")[0] != 0, args
+        assert reason in ng.dmesg(clean), args
+    ng.load(clean, "events_drop=1 events_panic=0x30-0x3f")
+    assert ng.getp(clean, "policy") == "ignore= drop=1 panic=48-63 mask=0xcf dry_run=0"
+
+
+def test_storm_of_nmis_is_counted_exactly_without_trouble(clean, record_property):
+    assert ng.setp(clean, "policy", "drop=1")[0] == 0
+    ng.dmesg_clear(clean)
+    before_guest = ng.nmi_total(clean)
+    before = ng.stats(clean)
+    start = time.monotonic()
+    clean.inject_nmis(1300, interval=0.004)
+    got = ng.settle(clean, before_guest, timeout=60)
+    elapsed = time.monotonic() - start
+    after = ng.stats(clean)
+    record_property("storm_nmis", got)
+    record_property("storm_rate_per_s", round(got / elapsed, 1))
+    print(f"storm: {got} NMIs in {elapsed:.1f} s ({got / elapsed:.0f}/s)")
+    assert got >= 1000
+    assert after["nmis"] - before["nmis"] == got
+    assert after["dropped"] - before["dropped"] == got
+    log = ng.dmesg(clean)
+    assert not ng.TROUBLE.search(log), log[-3000:]
+    assert UHUH not in log
+
+
+def test_load_unload_cycles_while_nmis_arrive(clean):
+    ng.unload(clean)
+    ng.dmesg_clear(clean)
+    stop = threading.Event()
+    sent = [0]
+
+    def pelt():
+        while not stop.is_set():
+            clean.inject_nmi()
+            sent[0] += 1
+            time.sleep(0.02)
+    thread = threading.Thread(target=pelt)
+    thread.start()
+    try:
+        rc, out = clean.run(
+            f"for i in $(seq 20); do insmod {ng.KO} events_drop=1 || exit 1; "
+            "sleep 0.1; rmmod nmimgr || exit 2; done", timeout=300)
+    finally:
+        stop.set()
+        thread.join()
+    assert rc == 0, out
+    assert sent[0] > 20
+    log = ng.dmesg(clean)
+    assert not ng.TROUBLE.search(log), log[-3000:]
+    assert "nmimgr: dropped NMI event" in log
+    # nothing left behind: no sysfs, no handler
+    assert clean.run("test -e /sys/kernel/nmimgr || test -e /sys/module/nmimgr")[0] != 0
+    ng.dmesg_clear(clean)
+    assert ng.send_nmis(clean, 1) == 1
+    log = ng.dmesg(clean)
+    assert UHUH in log and "nmimgr" not in log
+
+
+@pytest.mark.slow
+def test_panic_dumps_and_the_capture_kernel_drops_a_second_nmi(
+        k61, image61, tmp_path, record_property):
+    """NMI -> nmimgr panic -> kdump; in the capture kernel (unknown_nmi_panic=1,
+    no apic_extnmi) nmimgr, loaded with no arguments, drops an NMI sent while
+    makedumpfile runs, and the dump is complete."""
+    vm = VM(k61, image61, workdir=tmp_path / "panic61")
+    try:
+        vm.start()
+        vm.wait_ready()
+        ng.load(vm, "events_panic=1")
+        kdump.arm_kdump(vm, "unknown_nmi_panic=1")
+        (vm.share / "capture.sh").write_text(CAPTURE_SH)
+        start = time.monotonic()
+        vm.inject_nmi()
+        vm.wait_serial(r"nmimgr-lab: makedumpfile running", timeout=180)
+        vm.inject_nmi()
+        vm.wait_exit(240)
+        record_property("nmi_to_poweroff_s", round(time.monotonic() - start, 1))
+    finally:
+        vm.kill()
+    share = vm.share
+    assert (share / "capture.rc").read_text().strip() == "0", vm.tail()
+    cap = ng.parse_stats((share / "capture-stats").read_text())
+    assert cap["capture_kernel"] == 1 and cap["latched"] == 1
+    assert cap["latched_drops"] >= 1, cap
+    assert (share / "nmi-during-dump").read_text().strip() == "1", \
+        "the second NMI did not arrive while makedumpfile ran"
+    cap_log = (share / "capture-dmesg").read_text()
+    assert "nmimgr: dropped NMI event" in cap_log and ": capture kernel" in cap_log
+    assert "Kernel panic" not in vm.serial_log
+    log = kdump.dump_dmesg(vm.dump)
+    m = ng.PANIC_LINE.search(log)
+    assert m, log[-3000:]
+    assert m.group(1) in ("21", "31") and m.group(3) == "unknown" and m.group(4) == "0"
+    pages, _ = ng.read_every_page(vm.dump)
+    assert pages > 1000
+
+
+#: The capture step for the test above: load nmimgr with no arguments, start
+#: makedumpfile, say so, and note whether an NMI arrived while it ran.
+CAPTURE_SH = r"""
+nmis() { awk '/^ *NMI:/ { s = 0; for (i = 2; i <= NF; i++) if ($i ~ /^[0-9]+$/) s += $i; print s }' /proc/interrupts; }
+insmod /nmimgr/nmimgr.ko || exit 90
+mkdir -p /out/dump
+before=$(nmis)
+makedumpfile -c -d 31 --message-level 22 /proc/vmcore /out/dump/vmcore.tmp &
+pid=$!
+echo "nmimgr-lab: makedumpfile running"
+during=0
+i=0
+while [ $i -lt 900 ]; do
+	if [ "$(nmis)" != "$before" ]; then
+		state=$(awk '{ print $3 }' /proc/$pid/stat 2>/dev/null)
+		[ -n "$state" ] && [ "$state" != Z ] && during=1
+		break
+	fi
+	sleep 0.1
+	i=$((i + 1))
+done
+wait $pid
+rc=$?
+echo "$during" > /out/nmi-during-dump
+cat /sys/kernel/nmimgr/stats > /out/capture-stats
+dmesg > /out/capture-dmesg
+[ $rc -eq 0 ] && mv /out/dump/vmcore.tmp /out/dump/vmcore
+exit $rc
+"""
+
+
+@pytest.mark.slow
+def test_latch_drops_managed_nmis_while_a_panic_is_under_way(k61, image61, tmp_path):
+    """A panic on CPU 0 held open by latchwin (crash_kexec_post_notifiers):
+    NMIs sent meanwhile, with a code nmimgr would otherwise panic on, are
+    dropped as 'panic in progress'; the dump tells."""
+    vm = VM(k61, image61, workdir=tmp_path / "latch61",
+            append="crash_kexec_post_notifiers")
+    try:
+        vm.start()
+        vm.wait_ready()
+        ng.load(vm, "events_panic=1")
+        vm.run("insmod /lab/latchwin.ko window_ms=6000", check=True)
+        kdump.arm_kdump(vm)
+        vm.submit("taskset -c 0 sh -c 'echo c > /proc/sysrq-trigger'")
+        vm.wait_serial(r"latchwin: panic window open", timeout=60)
+        vm.inject_nmis(5, interval=0.3)
+        vm.wait_exit(240)
+    finally:
+        vm.kill()
+    log = kdump.dump_dmesg(vm.dump)
+    assert "sysrq triggered crash" in log
+    assert re.search(r"nmimgr: dropped NMI event 0x[23]1 \((33|49)\) type=unknown "
+                     r"cpu=0: panic in progress", log), log[-3000:]
+    assert not ng.PANIC_LINE.search(log)
