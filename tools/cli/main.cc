@@ -1,0 +1,103 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+//
+// nmimgr-vmcore-check: checks kernel crash dumps for completeness and for
+// what triggered them.  A thin main: options in, one library call, exit
+// status out.
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <boost/program_options.hpp>
+#include <iostream>
+#include <thread>
+
+#include "check.h"
+
+namespace po = boost::program_options;
+
+namespace {
+
+constexpr const char* kUsage =
+    "usage: nmimgr-vmcore-check [OPTIONS] PATH...\n"
+    "\n"
+    "Checks kernel crash dumps: whether each is complete, and whether nmimgr\n"
+    "triggered it.  PATH is a crash root (/var/crash), one dump directory, or\n"
+    "one dump file.  Reads ELF, kdump-compressed (zlib, lzo, snappy, zstd),\n"
+    "flattened and split dumps, also inside .xz/.gz/.bz2/.lz4 files.\n";
+
+constexpr const char* kExit =
+    "\nexit status:\n"
+    "  0  every dump is complete\n"
+    "  1  some dump is incomplete or corrupt\n"
+    "  2  usage error, or an I/O error (a path or dump could not be read,\n"
+    "     nmimgr.json could not be written)\n";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  nmimgr::vmcore::Options opts;
+  unsigned threads = 0;
+  po::options_description desc("options");
+  desc.add_options()("help,h", "show this help and exit")(
+      "json,j", po::bool_switch(&opts.json),
+      "print a JSON report (schema nmimgr-vmcore-check/1)")(
+      "quiet,q", po::bool_switch(&opts.quiet),
+      "print nothing; only the exit status tells")(
+      "deep", po::bool_switch(&opts.check.deep),
+      "decompress every page and check it against its descriptor")(
+      "no-scan", "structure only: do not read page data (no trigger record "
+                 "search; the panic line comes from a saved dmesg file only)")(
+      "annotate", po::bool_switch(&opts.annotate),
+      "write the finding next to each dump as nmimgr.json")(
+      "threads", po::value<unsigned>(&threads),
+      "threads for page decoding (default: all cores)")(
+      "verbose,v", "log what is being done to stderr");
+  po::options_description hidden;
+  hidden.add_options()("path", po::value<std::vector<std::string>>(&opts.paths));
+  po::options_description all;
+  all.add(desc).add(hidden);
+  po::positional_options_description pos;
+  pos.add("path", -1);
+
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(argc, argv)
+                  .options(all)
+                  .positional(pos)
+                  .run(),
+              vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    std::cerr << "nmimgr-vmcore-check: " << e.what() << "\n" << kUsage;
+    return 2;
+  }
+  if (vm.count("help")) {
+    std::cout << kUsage << "\n" << desc << kExit;
+    return 0;
+  }
+  if (opts.paths.empty()) {
+    std::cerr << "nmimgr-vmcore-check: no PATH given\n" << kUsage;
+    return 2;
+  }
+  if (opts.json && opts.quiet) {
+    std::cerr << "nmimgr-vmcore-check: --json and --quiet exclude each other\n";
+    return 2;
+  }
+  spdlog::set_pattern("nmimgr-vmcore-check: %v");
+  spdlog::set_level(vm.count("verbose") ? spdlog::level::debug
+                                        : spdlog::level::warn);
+  opts.check.scan = vm.count("no-scan") == 0;
+  if (!opts.check.scan && opts.check.deep) {
+    std::cerr << "nmimgr-vmcore-check: --deep and --no-scan exclude each "
+                 "other\n";
+    return 2;
+  }
+  opts.check.threads =
+      threads ? threads : std::max(1u, std::thread::hardware_concurrency());
+  opts.check.progress = !opts.quiet && ::isatty(STDERR_FILENO);
+  try {
+    return nmimgr::vmcore::Run(opts, std::cout, std::cerr);
+  } catch (const std::exception& e) {
+    std::cerr << "nmimgr-vmcore-check: " << e.what() << "\n";
+    return 2;
+  }
+}

@@ -1,0 +1,259 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include "check.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <memory>
+
+#include "checked.h"
+#include "flattened.h"
+#include "kdump_reader.h"
+#include "outer.h"
+
+namespace nmimgr::vmcore {
+namespace {
+
+constexpr uint64_t kMaxDmesg = 64ull << 20;
+
+// Sources of one dump, kept alive for the reader.
+struct Opened {
+  std::vector<std::unique_ptr<Source>> owned;
+  Source* top = nullptr;
+};
+
+// Opens one file through its outer compression and flattened container.
+// Returns nullptr (with a finding) when no reader can take it.
+std::unique_ptr<DumpReader> OpenOne(const std::string& path, Opened& o,
+                                    DumpResult& r) {
+  auto file = std::make_unique<FileSource>(path);
+  Source* src = file.get();
+  o.owned.push_back(std::move(file));
+  if (OuterKind k = DetectOuter(*src); k != OuterKind::kNone) {
+    auto stream = OpenOuter(std::move(o.owned.back()), k);
+    o.owned.pop_back();
+    src = stream.get();
+    o.owned.push_back(std::move(stream));
+    r.outer = OuterName(k);
+  }
+  if (src->Size() == 0) {
+    r.findings.Add(Severity::kIncomplete, "truncated",
+                   fmt::format("{}: the file is empty", path));
+    return nullptr;
+  }
+  Probe flat = ProbeFlattened(*src);
+  if (flat == Probe::kMine) {
+    auto fl = std::make_unique<FlattenedSource>(*src, r.findings);
+    src = fl.get();
+    o.owned.push_back(std::move(fl));
+    r.container = "flattened";
+    if (src->Size() == 0) return nullptr;  // Findings say why.
+  }
+  bool too_short = flat == Probe::kTooShort;
+  for (const Format& f : Formats()) {
+    Probe p = f.probe(*src);
+    if (p == Probe::kMine) {
+      o.top = src;
+      return f.open(*src);
+    }
+    too_short |= p == Probe::kTooShort;
+  }
+  if (too_short)
+    r.findings.Add(Severity::kIncomplete, "truncated",
+                   fmt::format("{}: the data ends after {} bytes, inside a "
+                               "dump signature",
+                               path, src->Size()));
+  else
+    r.findings.Add(Severity::kCorrupt, "unknown-format",
+                   fmt::format("{}: no known dump signature (ELF, KDUMP, "
+                               "makedumpfile)",
+                               path));
+  return nullptr;
+}
+
+class Progress {
+ public:
+  Progress(bool on, std::string name) : on_(on), name_(std::move(name)) {}
+  ~Progress() {
+    if (on_ && shown_) fmt::print(stderr, "\r\033[K");
+  }
+  void operator()(uint64_t done, uint64_t total) {
+    if (!on_) return;
+    auto now = std::chrono::steady_clock::now();
+    if (shown_ && now - last_ < std::chrono::milliseconds(200) && done < total)
+      return;
+    last_ = now;
+    shown_ = true;
+    fmt::print(stderr, "\r\033[K{}: {}% ({}/{} pages)", name_,
+               total ? done * 100 / total : 100, done, total);
+  }
+
+ private:
+  bool on_;
+  std::string name_;
+  bool shown_ = false;
+  std::chrono::steady_clock::time_point last_;
+};
+
+void CheckInto(DumpResult& r, const CheckOptions& opts) {
+  const DumpSet& set = r.set;
+  if (set.name_incomplete)
+    r.findings.Add(Severity::kIncomplete, "incomplete-name",
+                   fmt::format("the name {} says the capture did not finish",
+                               std::filesystem::path(set.files.front())
+                                   .filename()
+                                   .string()));
+  Opened opened;
+  std::unique_ptr<DumpReader> reader;
+  std::vector<Opened> parts;
+  StreamSource* stream = nullptr;
+  if (set.split && set.files.size() >= 1) {
+    std::vector<Source*> srcs;
+    std::vector<std::string> names;
+    for (const auto& f : set.files) {
+      auto fsrc = std::make_unique<FileSource>(f);
+      srcs.push_back(fsrc.get());
+      names.push_back(std::filesystem::path(f).filename().string());
+      opened.owned.push_back(std::move(fsrc));
+    }
+    reader = OpenSplitSetReader(srcs, names);
+  } else {
+    reader = OpenOne(set.files.front(), opened, r);
+    if (!opened.owned.empty())
+      stream = dynamic_cast<StreamSource*>(opened.owned.front().get());
+  }
+  if (reader) reader->CheckStructure(r.facts, r.findings);
+  if (stream && stream->Truncated())
+    r.findings.Add(Severity::kIncomplete, "outer-truncated",
+                   stream->TruncationMessage());
+
+  // The kernel log saved next to the dump.
+  bool have_log = false;
+  if (!set.dmesg_file.empty()) {
+    FileSource log(set.dmesg_file);
+    std::vector<uint8_t> text(std::min(log.Size(), kMaxDmesg));
+    text.resize(log.ReadAt(0, text));
+    KernelLogFacts k = ScanKernelLog(
+        std::string_view(reinterpret_cast<const char*>(text.data()),
+                         text.size()));
+    have_log = true;
+    if (k.nmimgr) {
+      r.trigger.line = k.nmimgr;
+      r.trigger.line_source = "dmesg-file";
+    }
+    if (k.panic_message) {
+      r.trigger.panic_message = k.panic_message;
+      r.trigger.panic_message_source = "dmesg-file";
+      r.trigger.panic_log_time = k.panic_log_time;
+    }
+  }
+
+  if (reader && opts.scan) {
+    TriggerScanner scanner(!have_log);
+    ScanOptions so;
+    so.deep = opts.deep;
+    so.threads = opts.threads;
+    Progress progress(opts.progress,
+                      std::filesystem::path(set.files.front()).filename());
+    so.progress = [&](uint64_t d, uint64_t t) { progress(d, t); };
+    r.scan_mode = opts.deep ? "deep" : "trigger";
+    try {
+      r.scan = ScanPages(*reader, r.facts.page_size, scanner, so, r.findings);
+    } catch (const CorruptError& e) {
+      r.findings.Add(Severity::kCorrupt, "corrupt",
+                     fmt::format("scanning pages: {}", e.what()));
+    } catch (const TruncatedError& e) {
+      r.findings.Add(Severity::kIncomplete, "truncated",
+                     fmt::format("scanning pages: {}", e.what()));
+    }
+    r.trigger.records = scanner.records();
+    r.trigger.magic_hits = scanner.magic_hits();
+    if (!have_log) {
+      if (auto l = scanner.memory_panic_line()) {
+        r.trigger.line = l;
+        r.trigger.line_source = "dump-memory";
+      }
+      if (auto m = scanner.memory_panic_message()) {
+        r.trigger.panic_message = m;
+        r.trigger.panic_message_source = "dump-memory";
+      }
+    }
+  }
+}
+
+}  // namespace
+
+const char* VerdictName(Verdict v) {
+  switch (v) {
+    case Verdict::kComplete:
+      return "complete";
+    case Verdict::kIncomplete:
+      return "incomplete";
+    case Verdict::kCorrupt:
+      return "corrupt";
+    case Verdict::kUnreadable:
+      return "unreadable";
+  }
+  return "?";
+}
+
+Verdict VerdictOf(const Findings& f) {
+  if (f.Has(Severity::kUnreadable)) return Verdict::kUnreadable;
+  if (f.Has(Severity::kCorrupt)) return Verdict::kCorrupt;
+  if (f.Has(Severity::kIncomplete)) return Verdict::kIncomplete;
+  return Verdict::kComplete;
+}
+
+DumpResult CheckDump(const DumpSet& set, const CheckOptions& opts) {
+  DumpResult r;
+  r.set = set;
+  try {
+    CheckInto(r, opts);
+  } catch (const IoError& e) {
+    r.findings.Add(Severity::kUnreadable, "io-error", e.what());
+  } catch (const CorruptError& e) {
+    r.findings.Add(Severity::kCorrupt, "corrupt", e.what());
+  } catch (const TruncatedError& e) {
+    r.findings.Add(Severity::kIncomplete, "truncated", e.what());
+  }
+  r.verdict = VerdictOf(r.findings);
+  return r;
+}
+
+int Run(const Options& opts, std::ostream& out, std::ostream& err) {
+  Discovery disc = Discover(opts.paths);
+  int status = 0;
+  for (const auto& e : disc.errors) {
+    err << "nmimgr-vmcore-check: " << e << "\n";
+    status = 2;
+  }
+  std::vector<DumpResult> results;
+  for (const DumpSet& set : disc.dumps) {
+    spdlog::debug("checking {}", set.files.front());
+    results.push_back(CheckDump(set, opts.check));
+    const DumpResult& r = results.back();
+    if (r.verdict == Verdict::kUnreadable) status = 2;
+    else if (r.verdict != Verdict::kComplete && status == 0) status = 1;
+    if (opts.annotate && r.verdict != Verdict::kUnreadable) {
+      try {
+        std::string what = Annotate(r);
+        spdlog::debug("{}/nmimgr.json {}", r.set.dir, what);
+      } catch (const IoError& e) {
+        err << "nmimgr-vmcore-check: " << e.what() << "\n";
+        status = 2;
+      }
+    }
+  }
+  if (disc.dumps.empty() && disc.errors.empty() && !opts.quiet && !opts.json)
+    err << "nmimgr-vmcore-check: no dumps found\n";
+  if (opts.json)
+    out << ReportToJson(results, disc.errors, status).dump(2) << "\n";
+  else if (!opts.quiet)
+    PrintTable(results, out);
+  return status;
+}
+
+}  // namespace nmimgr::vmcore

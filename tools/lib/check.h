@@ -1,0 +1,88 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+//
+// The check of one dump and of a whole command line: discovery, the reader
+// for each format, the structural walk, the page scan for the trigger, the
+// verdict, and the output.
+#ifndef NMIMGR_TOOLS_LIB_CHECK_H_
+#define NMIMGR_TOOLS_LIB_CHECK_H_
+
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "discover.h"
+#include "reader.h"
+#include "scan.h"
+#include "trigger.h"
+
+namespace nmimgr::vmcore {
+
+enum class Verdict { kComplete, kIncomplete, kCorrupt, kUnreadable };
+const char* VerdictName(Verdict v);
+
+struct CheckOptions {
+  bool deep = false;
+  bool scan = true;  // look into page data for the trigger
+  unsigned threads = 1;
+  bool progress = false;  // progress indicator on stderr
+};
+
+struct TriggerReport {
+  std::vector<TriggerRecord> records;      // valid, fired records
+  std::optional<PanicLine> line;           // nmimgr's panic line
+  std::string line_source;                 // "dmesg-file" or "dump-memory"
+  std::optional<std::string> panic_message;  // the kernel's panic message
+  std::string panic_message_source;
+  std::optional<double> panic_log_time;
+  uint64_t magic_hits = 0;
+};
+
+struct DumpResult {
+  DumpSet set;
+  Verdict verdict = Verdict::kComplete;
+  DumpFacts facts;
+  Findings findings;
+  std::string container;  // "flattened" or ""
+  std::string outer;      // "xz", "gzip", "bzip2", "lz4" or ""
+  std::string scan_mode = "none";  // "none", "trigger", "deep"
+  ScanStats scan;
+  TriggerReport trigger;
+};
+
+Verdict VerdictOf(const Findings& f);
+
+DumpResult CheckDump(const DumpSet& set, const CheckOptions& opts);
+
+// The dump object of the JSON output and of nmimgr.json
+// (docs/vmcore-check.md).
+nlohmann::json DumpToJson(const DumpResult& r);
+// The whole --json document.
+nlohmann::json ReportToJson(const std::vector<DumpResult>& results,
+                            const std::vector<std::string>& errors,
+                            int exit_status);
+// The default table.
+void PrintTable(const std::vector<DumpResult>& results, std::ostream& out);
+
+// Writes <dir>/nmimgr.json for `r`: to a temporary file in the same
+// directory, then rename(2), which replaces a symbolic link at the final
+// name instead of following it.  Leaves an identical file untouched.
+// Returns "written", "unchanged"; throws IoError.
+std::string Annotate(const DumpResult& r);
+
+struct Options {
+  std::vector<std::string> paths;
+  bool json = false;
+  bool quiet = false;
+  bool annotate = false;
+  CheckOptions check;
+};
+
+// Exit status: 0 every dump complete, 1 some dump is not, 2 usage or I/O
+// errors (including an unreadable dump or a failed annotation).
+int Run(const Options& opts, std::ostream& out, std::ostream& err);
+
+}  // namespace nmimgr::vmcore
+
+#endif  // NMIMGR_TOOLS_LIB_CHECK_H_

@@ -1,0 +1,204 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include "discover.h"
+
+#include <fmt/format.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <regex>
+#include <tuple>
+
+#include "kdump_reader.h"
+#include "outer.h"
+#include "source.h"
+
+namespace nmimgr::vmcore {
+namespace fs = std::filesystem;
+namespace {
+
+bool StartsWith(const std::string& s, std::string_view p) {
+  return s.compare(0, p.size(), p) == 0;
+}
+bool EndsWith(const std::string& s, std::string_view p) {
+  return s.size() >= p.size() && s.compare(s.size() - p.size(), p.size(), p) == 0;
+}
+
+bool IsDmesgName(const std::string& n) {
+  return n == "vmcore-dmesg.txt" || StartsWith(n, "dmesg.");
+}
+
+bool IsRegular(const fs::path& p) {
+  struct stat st;
+  return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+std::vector<std::string> SortedEntries(const fs::path& dir,
+                                       std::vector<std::string>& errors) {
+  std::vector<std::string> names;
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end;
+       it.increment(ec))
+    names.push_back(it->path().filename().string());
+  if (ec)
+    errors.push_back(fmt::format("reading directory {}: {}", dir.string(),
+                                 ec.message()));
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+std::string LayoutOfFiles(const std::vector<std::string>& names) {
+  for (const auto& n : names) {
+    if (n == "vmcore" || n == "vmcore-incomplete" || n == "vmcore.flat" ||
+        n == "vmcore-dmesg.txt")
+      return "kdumpctl";
+    if (StartsWith(n, "dump.") || n == "dump-incomplete" ||
+        StartsWith(n, "dmesg."))
+      return "kdump-tools";
+  }
+  return "unknown";
+}
+
+// Collects the dumps of one dump directory.
+void ScanDumpDir(const fs::path& dir, Discovery& out,
+                 const std::string& only_file = {}) {
+  std::vector<std::string> names = SortedEntries(dir, out.errors);
+  std::string layout = LayoutOfDirName(dir.filename().string());
+  if (layout == "unknown") layout = LayoutOfFiles(names);
+  std::string dmesg;
+  for (const auto& n : names)
+    if (IsDmesgName(n) && IsRegular(dir / n)) {
+      dmesg = (dir / n).string();
+      if (n == "vmcore-dmesg.txt") break;
+    }
+
+  // Split parts grouped by the identity in their headers.
+  using Key = std::tuple<std::string, std::string, int64_t, uint64_t>;
+  std::map<Key, std::vector<std::pair<uint64_t, std::string>>> splits;
+  std::vector<std::string> singles;
+  for (const auto& n : names) {
+    if (!IsDumpFileName(n) || !IsRegular(dir / n)) continue;
+    std::string path = (dir / n).string();
+    std::optional<SplitIdentity> id;
+    try {
+      FileSource src(path);
+      if (DetectOuter(src) == OuterKind::kNone) id = ReadSplitIdentity(src);
+    } catch (const std::exception&) {
+      // Unreadable: the check reports it.
+    }
+    if (id && id->split)
+      splits[{id->utsname_release, id->nodename, id->timestamp,
+              id->max_mapnr}]
+          .push_back({id->start_pfn, path});
+    else
+      singles.push_back(path);
+  }
+  auto wanted = [&](const std::vector<std::string>& files) {
+    return only_file.empty() ||
+           std::find(files.begin(), files.end(), only_file) != files.end();
+  };
+  for (const auto& path : singles) {
+    DumpSet d;
+    d.dir = dir.string();
+    d.files = {path};
+    d.layout = layout;
+    d.dmesg_file = dmesg;
+    std::string n = fs::path(path).filename().string();
+    d.name_incomplete = n.find("incomplete") != std::string::npos;
+    if (wanted(d.files)) out.dumps.push_back(d);
+  }
+  for (auto& [key, parts] : splits) {
+    std::sort(parts.begin(), parts.end());
+    DumpSet d;
+    d.dir = dir.string();
+    for (auto& p : parts) d.files.push_back(p.second);
+    d.layout = layout;
+    d.dmesg_file = dmesg;
+    d.split = true;
+    for (auto& f : d.files)
+      if (fs::path(f).filename().string().find("incomplete") !=
+          std::string::npos)
+        d.name_incomplete = true;
+    if (wanted(d.files)) out.dumps.push_back(d);
+  }
+}
+
+bool HasDumpFiles(const fs::path& dir) {
+  std::vector<std::string> ignored;
+  for (const auto& n : SortedEntries(dir, ignored))
+    if (IsDumpFileName(n) && IsRegular(dir / n)) return true;
+  return false;
+}
+
+}  // namespace
+
+bool IsDumpFileName(const std::string& n) {
+  if (n == "vmcore" || n == "vmcore-incomplete" || n == "vmcore.flat" ||
+      n == "dump-incomplete")
+    return true;
+  if (n == "vmcore-dmesg.txt" || EndsWith(n, ".txt") || EndsWith(n, ".log") ||
+      EndsWith(n, ".json") || n.find("dmesg") != std::string::npos)
+    return false;
+  // dump.<stamp>[.xz|.gz|.bz2|.lz4], vmcore.<stamp>, and split parts named
+  // after either.
+  return StartsWith(n, "dump.") || StartsWith(n, "vmcore.") ||
+         StartsWith(n, "vmcore_") || StartsWith(n, "dump_") ||
+         StartsWith(n, "vmcore-") || StartsWith(n, "dump-");
+}
+
+std::string LayoutOfDirName(const std::string& name) {
+  static const std::regex kdumpctl(
+      R"(^.+-\d{4}-\d{2}-\d{2}-\d{2}:\d{2}:\d{2}$)");
+  static const std::regex kdump_tools(R"(^(.+-)?\d{12}$)");
+  if (std::regex_match(name, kdumpctl)) return "kdumpctl";
+  if (std::regex_match(name, kdump_tools)) return "kdump-tools";
+  return "unknown";
+}
+
+Discovery Discover(const std::vector<std::string>& paths) {
+  Discovery out;
+  for (const std::string& p : paths) {
+    struct stat st;
+    if (::stat(p.c_str(), &st) != 0) {
+      out.errors.push_back(fmt::format("{}: {}", p, std::strerror(errno)));
+      continue;
+    }
+    fs::path path = fs::path(p).lexically_normal();
+    if (path.has_filename() == false) path = path.parent_path();
+    if (S_ISREG(st.st_mode)) {
+      fs::path dir = path.has_parent_path() ? path.parent_path() : ".";
+      size_t before = out.dumps.size();
+      ScanDumpDir(dir, out, (dir / path.filename()).string());
+      if (out.dumps.size() == before) {
+        // Not a dump name: check the file as given.
+        DumpSet d;
+        d.dir = dir.string();
+        d.files = {(dir / path.filename()).string()};
+        d.layout = "unknown";
+        out.dumps.push_back(d);
+      }
+      continue;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+      out.errors.push_back(
+          fmt::format("{}: not a file or directory", p));
+      continue;
+    }
+    if (HasDumpFiles(path)) {
+      ScanDumpDir(path, out);
+      continue;
+    }
+    for (const auto& n : SortedEntries(path, out.errors)) {
+      fs::path sub = path / n;
+      struct stat sst;
+      if (::stat(sub.c_str(), &sst) != 0 || !S_ISDIR(sst.st_mode)) continue;
+      if (HasDumpFiles(sub)) ScanDumpDir(sub, out);
+    }
+  }
+  return out;
+}
+
+}  // namespace nmimgr::vmcore

@@ -1,0 +1,148 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include "flattened.h"
+
+#include <fmt/format.h>
+
+#include <array>
+#include <cstring>
+
+#include "checked.h"
+
+namespace nmimgr::vmcore {
+
+Probe ProbeFlattened(Source& src) {
+  // The signature is NUL-padded to 16 bytes: match it with its first NUL.
+  return ProbeMagic(src, std::string_view("makedumpfile\0", 13));
+}
+
+FlattenedSource::FlattenedSource(Source& file, Findings& findings)
+    : file_(file) {
+  const uint64_t file_size = file.Size();
+  std::array<uint8_t, 32> hdr{};
+  size_t got = file.ReadAt(0, hdr);
+  if (got < hdr.size()) {
+    findings.Add(Severity::kIncomplete, "truncated",
+                 fmt::format("flattened header: file ends at {} bytes, "
+                             "within the {}-byte header",
+                             file_size, kFlatHeaderSize));
+    return;
+  }
+  ByteView h(hdr, 0, "flattened header");
+  int64_t type = h.Be64s(16), version = h.Be64s(24);
+  if (type != 1 || version != 1) {
+    findings.Add(Severity::kCorrupt, "bad-version",
+                 fmt::format("flattened header: type {} version {}, "
+                             "expected type 1 version 1",
+                             type, version));
+    return;
+  }
+  if (file_size < kFlatHeaderSize) {
+    findings.Add(Severity::kIncomplete, "truncated",
+                 fmt::format("flattened header: file ends at {} bytes, "
+                             "within the {}-byte header",
+                             file_size, kFlatHeaderSize));
+    return;
+  }
+  uint64_t pos = kFlatHeaderSize;
+  for (uint64_t n = 0;; ++n) {
+    if (pos == file_size) {
+      findings.Add(Severity::kIncomplete, "no-end-marker",
+                   fmt::format("flattened stream ends at offset {} after {} "
+                               "records without its end marker",
+                               pos, n));
+      return;
+    }
+    std::array<uint8_t, 16> rh{};
+    if (file.ReadAt(pos, rh) != rh.size()) {
+      findings.Add(Severity::kIncomplete, "truncated",
+                   fmt::format("flattened record {} at offset {}: header "
+                               "cut by the end of the file ({})",
+                               n, pos, file_size));
+      return;
+    }
+    ByteView r(rh, pos, "flattened record header");
+    int64_t off = r.Be64s(0), len = r.Be64s(8);
+    if (off == -1 && len == -1) {
+      end_marker_ = true;
+      records_ = n;
+      if (pos + 16 != file_size)
+        findings.Add(Severity::kCorrupt, "trailing-data",
+                     fmt::format("flattened stream: {} bytes after the end "
+                                 "marker at offset {}",
+                                 file_size - pos - 16, pos));
+      return;
+    }
+    if (off < 0 || len < 0) {
+      findings.Add(Severity::kCorrupt, "impossible-size",
+                   fmt::format("flattened record {} at offset {}: offset {} "
+                               "size {}",
+                               n, pos, off, len));
+      return;
+    }
+    uint64_t data = pos + 16;
+    uint64_t uoff = static_cast<uint64_t>(off), ulen = static_cast<uint64_t>(len);
+    // Offsets are off_t: the record must end below 2^63.
+    uint64_t lend = uoff + ulen;
+    if (ulen > static_cast<uint64_t>(INT64_MAX) - uoff) {
+      findings.Add(Severity::kCorrupt, "impossible-size",
+                   fmt::format("flattened record {} at offset {}: offset {} + "
+                               "size {} overflows",
+                               n, pos, off, len));
+      return;
+    }
+    if (ulen > file_size - data) {
+      findings.Add(Severity::kIncomplete, "truncated",
+                   fmt::format("flattened record {} at offset {}: {} bytes "
+                               "of data for dump offset {} end past the end "
+                               "of the file ({})",
+                               n, pos, ulen, uoff, file_size));
+      records_ = n;
+      return;
+    }
+    if (ulen > 0) Insert(uoff, ulen, data);
+    size_ = std::max(size_, lend);
+    pos = data + ulen;
+  }
+}
+
+void FlattenedSource::Insert(uint64_t start, uint64_t len, uint64_t file_off) {
+  uint64_t end = start + len;
+  // Trim or split every extent that overlaps [start, end): the new record
+  // wins.
+  auto it = map_.lower_bound(start);
+  if (it != map_.begin()) {
+    auto prev = std::prev(it);
+    if (prev->second.end > start) it = prev;
+  }
+  while (it != map_.end() && it->first < end) {
+    uint64_t s = it->first;
+    Extent e = it->second;
+    it = map_.erase(it);
+    if (s < start) map_[s] = {start, e.file_off};
+    if (e.end > end) map_[end] = {e.end, e.file_off + (end - s)};
+  }
+  map_[start] = {end, file_off};
+}
+
+size_t FlattenedSource::ReadAt(uint64_t offset, std::span<uint8_t> out) {
+  if (offset >= size_) return 0;
+  size_t n = std::min<uint64_t>(out.size(), size_ - offset);
+  std::memset(out.data(), 0, n);
+  uint64_t end = offset + n;
+  auto it = map_.upper_bound(offset);
+  if (it != map_.begin()) --it;
+  for (; it != map_.end() && it->first < end; ++it) {
+    uint64_t s = std::max(it->first, offset);
+    uint64_t e = std::min(it->second.end, end);
+    if (s >= e) continue;
+    std::span<uint8_t> dst = out.subspan(s - offset, e - s);
+    uint64_t src = it->second.file_off + (s - it->first);
+    if (file_.ReadAt(src, dst) != dst.size())
+      throw IoError(fmt::format("reading {}: flattened record data at "
+                                "offset {} vanished",
+                                file_.Name(), src));
+  }
+  return n;
+}
+
+}  // namespace nmimgr::vmcore

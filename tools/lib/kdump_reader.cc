@@ -1,0 +1,635 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include "kdump_reader.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <bit>
+#include <cstring>
+#include <optional>
+
+#include "checked.h"
+#include "codec.h"
+#include "notes.h"
+
+namespace nmimgr::vmcore {
+namespace {
+
+constexpr uint64_t kBitmapChunk = 1 << 20;      // bytes of bitmap per read
+constexpr uint64_t kDescChunk = 1 << 16;        // descriptors per read
+constexpr uint64_t kMaxMetadata = 64ull << 20;  // notes, vmcoreinfo
+constexpr size_t kBatchPages = 256;
+
+struct Desc {
+  uint64_t pfn = 0;
+  uint64_t index = 0;
+  uint64_t at = 0;  // file offset of the descriptor
+  bool present = false;  // false: the descriptor lies past the end
+  int64_t offset = 0;
+  uint32_t size = 0;
+  uint32_t flags = 0;
+  uint64_t page_flags = 0;
+};
+
+// Walks the second bitmap over [start, end) and the descriptor table in
+// step, reading both in bounded chunks: memory stays small however large
+// the dump.
+class DescWalker {
+ public:
+  DescWalker(Source& src, uint64_t bitmap2_off, uint64_t bitmap_half,
+             uint64_t start, uint64_t end, uint64_t desc_off,
+             uint64_t file_size)
+      : src_(src),
+        bm_off_(bitmap2_off),
+        bm_half_(bitmap_half),
+        end_(end),
+        pfn_(start),
+        desc_off_(desc_off),
+        file_size_(file_size) {}
+
+  bool Next(Desc& d) {
+    if (!NextPfn(d.pfn)) return false;
+    d.index = index_++;
+    d.at = desc_off_ + d.index * kPageDescSize;
+    if (d.index < dc_first_ || d.index >= dc_first_ + dc_count_)
+      LoadDescs(d.index);
+    d.present = d.index < dc_first_ + dc_count_;
+    if (d.present) {
+      ByteView v(std::span<const uint8_t>(dc_).subspan(
+                     (d.index - dc_first_) * kPageDescSize, kPageDescSize),
+                 d.at, "page descriptor");
+      d.offset = static_cast<int64_t>(v.Le64(0));
+      d.size = v.Le32(8);
+      d.flags = v.Le32(12);
+      d.page_flags = v.Le64(16);
+    }
+    return true;
+  }
+
+ private:
+  bool NextPfn(uint64_t& out) {
+    while (pfn_ < end_) {
+      uint64_t byte = pfn_ / 8;
+      if (byte < bm_first_byte_ || byte >= bm_first_byte_ + bm_len_)
+        LoadBitmap(byte);
+      uint64_t rel = pfn_ - bm_first_byte_ * 8;
+      uint64_t word_byte = (rel / 64) * 8;
+      uint64_t w;
+      std::memcpy(&w, bm_.data() + word_byte, 8);
+      w = LittleToHost(w) >> (rel % 64);
+      if (w == 0) {
+        pfn_ = pfn_ - rel % 64 + 64;
+        continue;
+      }
+      pfn_ += static_cast<uint64_t>(std::countr_zero(w));
+      if (pfn_ >= end_) break;
+      out = pfn_++;
+      return true;
+    }
+    pfn_ = end_;
+    return false;
+  }
+
+  static uint64_t LittleToHost(uint64_t w) {
+    if constexpr (std::endian::native == std::endian::big)
+      return __builtin_bswap64(w);
+    return w;
+  }
+
+  void LoadBitmap(uint64_t byte) {
+    bm_first_byte_ = byte & ~uint64_t{7};
+    bm_len_ = std::min(kBitmapChunk, bm_half_ - bm_first_byte_);
+    bm_.assign(bm_len_ + 8, 0);  // zero tail so whole words can be read
+    ReadExact(src_, bm_off_ + bm_first_byte_,
+              std::span<uint8_t>(bm_.data(), bm_len_), "second bitmap");
+  }
+
+  void LoadDescs(uint64_t index) {
+    dc_first_ = index;
+    uint64_t at = desc_off_ + index * kPageDescSize;
+    uint64_t avail = at < file_size_ ? file_size_ - at : 0;
+    uint64_t n = std::min(kDescChunk, avail / kPageDescSize);
+    dc_.resize(n * kPageDescSize);
+    if (n) ReadExact(src_, at, dc_, "page descriptors");
+    dc_count_ = n;
+  }
+
+  Source& src_;
+  uint64_t bm_off_, bm_half_, end_, pfn_;
+  uint64_t desc_off_, file_size_;
+  std::vector<uint8_t> bm_;
+  uint64_t bm_first_byte_ = 0, bm_len_ = 0;
+  std::vector<uint8_t> dc_;
+  uint64_t dc_first_ = 0, dc_count_ = 0;
+  uint64_t index_ = 0;
+};
+
+// Counts set bits for pfns [start, end) in the bitmap half at `off`.
+uint64_t CountBits(Source& src, uint64_t off, uint64_t start, uint64_t end,
+                   std::string_view what) {
+  uint64_t count = 0;
+  std::vector<uint8_t> buf;
+  uint64_t pfn = start;
+  while (pfn < end) {
+    uint64_t byte = pfn / 8;
+    uint64_t last_byte = (end - 1) / 8;
+    uint64_t len = std::min(kBitmapChunk, last_byte - byte + 1);
+    buf.resize(len);
+    ReadExact(src, off + byte, buf, what);
+    for (uint64_t i = 0; i < len;) {
+      uint64_t p0 = (byte + i) * 8;
+      if (p0 >= pfn && p0 + 64 <= end && i + 8 <= len) {
+        uint64_t w;
+        std::memcpy(&w, buf.data() + i, 8);
+        count += static_cast<uint64_t>(std::popcount(w));
+        i += 8;
+        continue;
+      }
+      for (int b = 0; b < 8; ++b) {
+        uint64_t p = p0 + b;
+        if (p >= pfn && p < end && (buf[i] >> b & 1)) ++count;
+      }
+      ++i;
+    }
+    pfn = (byte + len) * 8;
+  }
+  return count;
+}
+
+class KdumpReader : public DumpReader {
+ public:
+  KdumpReader(Source& src, std::string prefix = {})
+      : src_(src), prefix_(std::move(prefix)) {}
+
+  void CheckStructure(DumpFacts& facts, Findings& findings) override {
+    try {
+      Check(facts, findings);
+    } catch (const TruncatedError& e) {
+      Add(findings, Severity::kIncomplete, "truncated", e.what());
+      walkable_ = false;
+    } catch (const CorruptError& e) {
+      Add(findings, Severity::kCorrupt, "corrupt", e.what());
+      walkable_ = false;
+    }
+  }
+
+  bool NextBatch(std::vector<PageJob>& batch) override {
+    batch.clear();
+    if (!walkable_) return false;
+    if (!walker_)
+      walker_.emplace(src_, bitmap_off_ + bitmap_half_, bitmap_half_,
+                      start_pfn_, end_pfn_, desc_off_, file_size_);
+    while (batch.size() < kBatchPages) {
+      std::optional<PageJob> job = NextJob();
+      if (!job) break;
+      batch.push_back(*job);
+    }
+    if (batch.empty()) return false;
+    if (!pending_) pending_ = NextJob();
+    if (pending_ && pending_->pfn == batch.back().pfn + 1) {
+      PageJob look = *pending_;
+      look.lookahead = true;
+      batch.push_back(look);
+    }
+    return true;
+  }
+
+  uint64_t PageCount() const override { return scan_pages_; }
+
+  bool walkable() const { return walkable_; }
+  uint64_t start_pfn() const { return start_pfn_; }
+  uint64_t end_pfn() const { return end_pfn_; }
+  uint64_t max_mapnr() const { return max_mapnr_; }
+
+ private:
+  void Add(Findings& f, Severity s, std::string code, std::string msg) {
+    f.Add(s, std::move(code), prefix_ + msg);
+  }
+
+  std::optional<PageJob> NextJob() {
+    if (pending_) {
+      std::optional<PageJob> j = pending_;
+      pending_.reset();
+      return j;
+    }
+    Desc d;
+    while (walker_->Next(d)) {
+      if (!d.present) return std::nullopt;
+      if (!Valid(d)) continue;
+      PageJob j;
+      j.src = &src_;
+      j.pfn = d.pfn;
+      j.index = d.index;
+      j.offset = static_cast<uint64_t>(d.offset);
+      j.size = d.size;
+      j.flags = d.flags;
+      j.zero_page = zero_off_ && *zero_off_ == j.offset;
+      return j;
+    }
+    return std::nullopt;
+  }
+
+  bool Valid(const Desc& d) const {
+    if (d.flags & ~kDumpCodecMask) return false;
+    if (std::popcount(d.flags) > 1) return false;
+    if (d.size == 0 || d.size > block_size_) return false;
+    if (d.flags == 0 && d.size != block_size_) return false;
+    if (d.offset < 0 || static_cast<uint64_t>(d.offset) < desc_end_)
+      return false;
+    uint64_t off = static_cast<uint64_t>(d.offset);
+    return off <= file_size_ && d.size <= file_size_ - off;
+  }
+
+  void Check(DumpFacts& facts, Findings& findings) {
+    file_size_ = src_.Size();
+    facts.format = "kdump-compressed";
+    std::vector<uint8_t> hbuf(kKdumpHeaderSize);
+    size_t got = src_.ReadAt(0, hbuf);
+    if (got < hbuf.size())
+      throw TruncatedError(fmt::format(
+          "kdump header: file ends at {} bytes, within the {}-byte header",
+          got, kKdumpHeaderSize));
+    ByteView h(hbuf, 0, "kdump header");
+    if (h.CString(0, 8) != kKdumpSignature)
+      throw CorruptError("kdump header: bad signature");
+    int32_t version = static_cast<int32_t>(h.Le32(8));
+    if (version < 1 || version > 6)
+      throw CorruptError(fmt::format(
+          "kdump header: version {} is not one of 1 to 6", version));
+    facts.header_version = version;
+    facts.kernel_release = h.CString(12 + 2 * 65, 65);
+    facts.machine = h.CString(12 + 4 * 65, 65);
+    facts.dump_time = static_cast<int64_t>(h.Le64(408));
+    uint32_t status = h.Le32(424);
+    int32_t bs = static_cast<int32_t>(h.Le32(428));
+    int32_t sub_blocks = static_cast<int32_t>(h.Le32(432));
+    uint32_t bitmap_blocks = h.Le32(436);
+    uint32_t max_mapnr32 = h.Le32(440);
+    int32_t nr_cpus = static_cast<int32_t>(h.Le32(460));
+
+    if (bs < 512 || bs > (1 << 20) || (bs & (bs - 1)) != 0)
+      throw CorruptError(fmt::format(
+          "kdump header: block size {} is not a power of two from 512 to "
+          "1 MiB",
+          bs));
+    block_size_ = static_cast<uint32_t>(bs);
+    facts.page_size = block_size_;
+    if (sub_blocks < 1 || sub_blocks > (1 << 16))
+      throw CorruptError(fmt::format(
+          "kdump header: sub-header size of {} blocks is impossible",
+          sub_blocks));
+    if (status & kDumpIncomplete)
+      Add(findings, Severity::kIncomplete, "incomplete-flag",
+          "kdump header: the incomplete flag (status 0x8) is set: "
+          "makedumpfile ran out of space");
+    uint32_t codec = status & kDumpCodecMask;
+    if (std::popcount(codec) > 1)
+      throw CorruptError(fmt::format(
+          "kdump header: status {:#x} names more than one codec", status));
+    facts.compression = CodecName(codec);
+
+    std::vector<uint8_t> sbuf(kKdumpSubHeaderSize);
+    if (src_.ReadAt(block_size_, sbuf) < sbuf.size())
+      throw TruncatedError(fmt::format(
+          "kdump sub-header: {} bytes at offset {} end past the end of the "
+          "file ({})",
+          kKdumpSubHeaderSize, block_size_, file_size_));
+    ByteView s(sbuf, block_size_, "kdump sub-header");
+    facts.dump_level = static_cast<int32_t>(s.Le32(8));
+    bool split = version >= 2 && s.Le32(12) != 0;
+    max_mapnr_ = version >= 6 ? s.Le64(96) : max_mapnr32;
+    facts.max_mapnr = max_mapnr_;
+    start_pfn_ = 0;
+    end_pfn_ = max_mapnr_;
+    if (split) {
+      facts.split = true;
+      start_pfn_ = version >= 6 ? s.Le64(80) : s.Le64(16);
+      end_pfn_ = version >= 6 ? s.Le64(88) : s.Le64(24);
+      if (start_pfn_ > end_pfn_ || end_pfn_ > max_mapnr_)
+        throw CorruptError(fmt::format(
+            "kdump sub-header: split range [{}, {}) does not fit max_mapnr "
+            "{}",
+            start_pfn_, end_pfn_, max_mapnr_));
+    }
+
+    bitmap_off_ = CheckedMul(1 + static_cast<uint64_t>(sub_blocks),
+                             block_size_, "kdump bitmap offset");
+    uint64_t bitmap_len =
+        CheckedMul(bitmap_blocks, block_size_, "kdump bitmap size");
+    if (bitmap_blocks == 0 || bitmap_blocks % 2 != 0)
+      throw CorruptError(fmt::format(
+          "kdump header: bitmap of {} blocks cannot hold two bitmaps",
+          bitmap_blocks));
+    bitmap_half_ = bitmap_len / 2;
+    if (max_mapnr_ > bitmap_half_ * 8)
+      throw CorruptError(fmt::format(
+          "kdump header: bitmap of {} blocks cannot describe max_mapnr {} "
+          "pages",
+          bitmap_blocks, max_mapnr_));
+    desc_off_ = CheckedAdd(bitmap_off_, bitmap_len, "kdump descriptor offset");
+
+    // Metadata inside the sub-header blocks.
+    auto region = [&](uint64_t off, uint64_t size, const char* what,
+                      bool inside_sub) -> bool {
+      if (size == 0) return false;
+      if (size > kMaxMetadata)
+        throw CorruptError(
+            fmt::format("kdump sub-header: {} size {} is impossible", what,
+                        size));
+      uint64_t end = CheckedAdd(off, size, what);
+      if (inside_sub && (off < block_size_ + kKdumpSubHeaderSize ||
+                         end > bitmap_off_))
+        throw CorruptError(fmt::format(
+            "kdump sub-header: {} at [{}, {}) overlaps the headers or the "
+            "bitmap (sub-header area [{}, {}))",
+            what, off, end, block_size_, bitmap_off_));
+      if (end > file_size_)
+        throw TruncatedError(fmt::format(
+            "{}: {} bytes at offset {} end past the end of the file ({})",
+            what, size, off, file_size_));
+      return true;
+    };
+    if (version >= 3 && region(s.Le64(32), s.Le64(40), "vmcoreinfo", true)) {
+      std::vector<uint8_t> vi =
+          ReadVector(src_, s.Le64(32), s.Le64(40), "vmcoreinfo");
+      ApplyVmcoreinfo(ByteView(vi, s.Le64(32), "vmcoreinfo")
+                          .CString(0, vi.size()),
+                      facts);
+    }
+    if (version >= 4 && region(s.Le64(48), s.Le64(56), "elf notes", true)) {
+      std::vector<uint8_t> nb =
+          ReadVector(src_, s.Le64(48), s.Le64(56), "elf notes");
+      NoteSummary ns = ParseNotes(nb, s.Le64(48), findings);
+      if (ns.prstatus) facts.cpus = ns.prstatus;
+      if (facts.vmcoreinfo.empty()) ApplyVmcoreinfo(ns.vmcoreinfo, facts);
+    }
+    if (!facts.cpus && nr_cpus > 0) facts.cpus = static_cast<uint32_t>(nr_cpus);
+    uint64_t erase_off = 0, erase_size = 0;
+    if (version >= 5) {
+      erase_off = s.Le64(64);
+      erase_size = s.Le64(72);
+      region(erase_off, erase_size, "eraseinfo", false);
+    }
+
+    if (bitmap_off_ > file_size_ || bitmap_len > file_size_ - bitmap_off_)
+      throw TruncatedError(fmt::format(
+          "bitmap: {} bytes at offset {} end past the end of the file ({})",
+          bitmap_len, bitmap_off_, file_size_));
+
+    uint64_t present = CountBits(src_, bitmap_off_, start_pfn_, end_pfn_,
+                                 "first bitmap");
+    uint64_t dumped = CountBits(src_, bitmap_off_ + bitmap_half_, start_pfn_,
+                                end_pfn_, "second bitmap");
+    ndesc_ = dumped;
+    facts.pages_dumped = dumped;
+    facts.pages_excluded = present > dumped ? present - dumped : 0;
+    desc_end_ = CheckedAdd(desc_off_,
+                           CheckedMul(ndesc_, kPageDescSize, "descriptors"),
+                           "descriptor table end");
+    walkable_ = true;
+    WalkDescriptors(facts, findings);
+    if (erase_size && erase_off < std::max(desc_end_, data_end_))
+      Add(findings, Severity::kCorrupt, "overlap",
+          fmt::format("eraseinfo at offset {} overlaps the descriptors or "
+                      "page data (which end at {})",
+                      erase_off, std::max(desc_end_, data_end_)));
+  }
+
+  void WalkDescriptors(DumpFacts& facts, Findings& findings) {
+    DescWalker w(src_, bitmap_off_ + bitmap_half_, bitmap_half_, start_pfn_,
+                 end_pfn_, desc_off_, file_size_);
+    struct Tally {
+      uint64_t count = 0;
+      std::string first;
+    };
+    Tally missing, zero, past_end, bad, overlap;
+    auto note = [](Tally& t, std::string msg) {
+      if (t.count++ == 0) t.first = std::move(msg);
+    };
+    uint64_t max_end = 0, zeros = 0;
+    std::optional<uint64_t> first_off;
+    bool first_raw = false;
+    // makedumpfile writes the shared zero page right after the descriptor
+    // table of a whole dump; a split part reserves room for more
+    // descriptors, so there it is found by its reuse.
+    if (facts.dump_level && (*facts.dump_level & 1) && !facts.split)
+      zero_off_ = desc_end_;
+    Desc d;
+    while (w.Next(d)) {
+      if (!d.present) {
+        note(missing, fmt::format(
+                          "page descriptor {} (pfn {}) at offset {} lies past "
+                          "the end of the file ({})",
+                          d.index, d.pfn, d.at, file_size_));
+        continue;
+      }
+      if (d.offset == 0 && d.size == 0 && d.flags == 0 && d.page_flags == 0) {
+        note(zero, fmt::format("descriptor {} (pfn {}) at offset {}", d.index,
+                               d.pfn, d.at));
+        continue;
+      }
+      std::string where = fmt::format("page descriptor {} (pfn {}) at offset {}",
+                                      d.index, d.pfn, d.at);
+      if (d.flags & ~kDumpCodecMask || std::popcount(d.flags) > 1) {
+        note(bad, fmt::format("{}: flags {:#x} are not one codec", where,
+                              d.flags));
+        continue;
+      }
+      if (d.size == 0 || d.size > block_size_ ||
+          (d.flags == 0 && d.size != block_size_)) {
+        note(bad, fmt::format("{}: {} page of {} bytes is impossible with "
+                              "{}-byte pages",
+                              where, CodecName(d.flags), d.size, block_size_));
+        continue;
+      }
+      if (d.offset < 0 || static_cast<uint64_t>(d.offset) < desc_end_) {
+        note(overlap, fmt::format("{}: page data at offset {} overlaps the "
+                                  "headers, bitmap or descriptors (which end "
+                                  "at {})",
+                                  where, d.offset, desc_end_));
+        continue;
+      }
+      uint64_t off = static_cast<uint64_t>(d.offset);
+      if (off > file_size_ || d.size > file_size_ - off) {
+        note(past_end, fmt::format("{}: {} bytes of page data at offset {} "
+                                   "end past the end of the file ({})",
+                                   where, d.size, off, file_size_));
+        continue;
+      }
+      bool raw_page = d.flags == 0 && d.size == block_size_;
+      if (raw_page && zero_off_ && off == *zero_off_) {
+        ++zeros;
+        max_end = std::max(max_end, off + d.size);
+      } else if (off >= max_end) {
+        if (!first_off) {
+          first_off = off;
+          first_raw = raw_page;
+        }
+        max_end = off + d.size;
+      } else if (raw_page && !zero_off_ && first_off &&
+                 ((off == *first_off && first_raw) ||
+                  off + block_size_ <= *first_off)) {
+        zero_off_ = off;
+        zeros += off == *first_off ? 2 : 1;
+      } else {
+        note(overlap, fmt::format("{}: page data at offset {} overlaps "
+                                  "earlier page data (which reaches {})",
+                                  where, off, max_end));
+        continue;
+      }
+      ++scan_pages_;
+    }
+    data_end_ = max_end;
+    if (facts.dump_level && (*facts.dump_level & 1)) facts.pages_zero = zeros;
+    if (missing.count)
+      Add(findings, Severity::kIncomplete, "truncated",
+          fmt::format("{}; {} of {} descriptors are missing", missing.first,
+                      missing.count, ndesc_));
+    if (zero.count)
+      Add(findings, Severity::kIncomplete, "zero-descriptors",
+          fmt::format("{} page descriptors inside the file are zero, a "
+                      "write that was killed; the first is {}",
+                      zero.count, zero.first));
+    if (past_end.count)
+      Add(findings, Severity::kIncomplete, "truncated",
+          fmt::format("{}; {} pages are cut", past_end.first,
+                      past_end.count));
+    if (bad.count)
+      Add(findings, Severity::kCorrupt, "bad-descriptor",
+          fmt::format("{}; {} descriptors are impossible", bad.first,
+                      bad.count));
+    if (overlap.count)
+      Add(findings, Severity::kCorrupt, "overlap",
+          fmt::format("{}; {} descriptors overlap", overlap.first,
+                      overlap.count));
+  }
+
+  Source& src_;
+  std::string prefix_;
+  uint64_t file_size_ = 0;
+  uint32_t block_size_ = 4096;
+  uint64_t max_mapnr_ = 0, start_pfn_ = 0, end_pfn_ = 0;
+  uint64_t bitmap_off_ = 0, bitmap_half_ = 0, desc_off_ = 0, desc_end_ = 0;
+  uint64_t ndesc_ = 0, data_end_ = 0, scan_pages_ = 0;
+  std::optional<uint64_t> zero_off_;
+  bool walkable_ = false;
+  std::optional<DescWalker> walker_;
+  std::optional<PageJob> pending_;
+};
+
+class SplitSetReader : public DumpReader {
+ public:
+  SplitSetReader(std::vector<Source*> parts, std::vector<std::string> names) {
+    for (size_t i = 0; i < parts.size(); ++i)
+      readers_.push_back(std::make_unique<KdumpReader>(
+          *parts[i], fmt::format("split part {}: ", names[i])));
+  }
+
+  void CheckStructure(DumpFacts& facts, Findings& findings) override {
+    struct Range {
+      uint64_t start, end;
+    };
+    std::vector<Range> ranges;
+    uint64_t max_mapnr = 0;
+    for (size_t i = 0; i < readers_.size(); ++i) {
+      DumpFacts pf;
+      readers_[i]->CheckStructure(pf, findings);
+      if (i == 0) {
+        facts = pf;
+        facts.pages_dumped = facts.pages_excluded = 0;
+        if (facts.pages_zero) facts.pages_zero = 0;
+      }
+      facts.pages_dumped += pf.pages_dumped;
+      facts.pages_excluded += pf.pages_excluded;
+      if (facts.pages_zero && pf.pages_zero) *facts.pages_zero += *pf.pages_zero;
+      if (!pf.header_version) continue;  // header unreadable: range unknown
+      if (!pf.split)
+        findings.Add(Severity::kCorrupt, "split-mismatch",
+                     fmt::format("split set: part {} is not a split part",
+                                 i + 1));
+      if (max_mapnr && readers_[i]->max_mapnr() != max_mapnr)
+        findings.Add(Severity::kCorrupt, "split-mismatch",
+                     fmt::format("split set: part {} describes {} pages, "
+                                 "part 1 {}",
+                                 i + 1, readers_[i]->max_mapnr(), max_mapnr));
+      max_mapnr = std::max(max_mapnr, readers_[i]->max_mapnr());
+      ranges.push_back({readers_[i]->start_pfn(), readers_[i]->end_pfn()});
+    }
+    facts.format = "kdump-compressed";
+    facts.split = true;
+    std::sort(ranges.begin(), ranges.end(),
+              [](const Range& a, const Range& b) { return a.start < b.start; });
+    uint64_t covered = 0;
+    for (const Range& r : ranges) {
+      if (r.start > covered)
+        findings.Add(Severity::kIncomplete, "split-part-missing",
+                     fmt::format("split set: no part covers pfns [{}, {})",
+                                 covered, r.start));
+      else if (r.start < covered)
+        findings.Add(Severity::kCorrupt, "overlap",
+                     fmt::format("split set: parts overlap at pfn {}",
+                                 r.start));
+      covered = std::max(covered, r.end);
+    }
+    if (!ranges.empty() && covered < max_mapnr)
+      findings.Add(Severity::kIncomplete, "split-part-missing",
+                   fmt::format("split set: no part covers pfns [{}, {})",
+                               covered, max_mapnr));
+  }
+
+  bool NextBatch(std::vector<PageJob>& batch) override {
+    while (current_ < readers_.size()) {
+      if (readers_[current_]->NextBatch(batch)) return true;
+      ++current_;
+    }
+    batch.clear();
+    return false;
+  }
+
+  uint64_t PageCount() const override {
+    uint64_t n = 0;
+    for (const auto& r : readers_) n += r->PageCount();
+    return n;
+  }
+
+ private:
+  std::vector<std::unique_ptr<KdumpReader>> readers_;
+  size_t current_ = 0;
+};
+
+}  // namespace
+
+Probe ProbeKdump(Source& src) { return ProbeMagic(src, kKdumpSignature); }
+
+std::unique_ptr<DumpReader> OpenKdumpReader(Source& src) {
+  return std::make_unique<KdumpReader>(src);
+}
+
+std::optional<SplitIdentity> ReadSplitIdentity(Source& src) {
+  std::vector<uint8_t> h(kKdumpHeaderSize), s(kKdumpSubHeaderSize);
+  if (src.ReadAt(0, h) != h.size()) return std::nullopt;
+  ByteView hv(h, 0, "kdump header");
+  if (hv.CString(0, 8) != kKdumpSignature) return std::nullopt;
+  int32_t version = static_cast<int32_t>(hv.Le32(8));
+  uint32_t bs = hv.Le32(428);
+  if (version < 2 || version > 6 || bs < 512 || bs > (1u << 20))
+    return std::nullopt;
+  if (src.ReadAt(bs, s) != s.size()) return std::nullopt;
+  ByteView sv(s, bs, "kdump sub-header");
+  SplitIdentity id;
+  id.split = sv.Le32(12) != 0;
+  id.max_mapnr = version >= 6 ? sv.Le64(96) : hv.Le32(440);
+  id.start_pfn = version >= 6 ? sv.Le64(80) : sv.Le64(16);
+  id.end_pfn = version >= 6 ? sv.Le64(88) : sv.Le64(24);
+  id.utsname_release = hv.CString(12 + 2 * 65, 65);
+  id.nodename = hv.CString(12 + 65, 65);
+  id.timestamp = static_cast<int64_t>(hv.Le64(408));
+  return id;
+}
+
+std::unique_ptr<DumpReader> OpenSplitSetReader(std::vector<Source*> parts,
+                                               std::vector<std::string> names) {
+  return std::make_unique<SplitSetReader>(std::move(parts), std::move(names));
+}
+
+}  // namespace nmimgr::vmcore

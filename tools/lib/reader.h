@@ -1,0 +1,115 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+//
+// The one small interface every dump format reader implements, the facts and
+// findings a reader reports, and the page jobs the shared page engine
+// (scan.h) decodes.  After libkdumpfile's format_ops table: a probe that says
+// "not mine" is different from "mine, but broken".
+#ifndef NMIMGR_TOOLS_LIB_READER_H_
+#define NMIMGR_TOOLS_LIB_READER_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "source.h"
+
+namespace nmimgr::vmcore {
+
+// What a finding means for the verdict.
+enum class Severity {
+  kIncomplete,  // data is missing: truncated, flagged, killed write
+  kCorrupt,     // data is there but impossible
+  kUnreadable,  // the tool could not read it (I/O)
+};
+
+struct Finding {
+  Severity severity;
+  std::string code;     // stable identifier, see docs/vmcore-check.md
+  std::string message;  // lowercase, chained context
+};
+
+class Findings {
+ public:
+  void Add(Severity s, std::string code, std::string message);
+  const std::vector<Finding>& all() const { return all_; }
+  bool Has(Severity s) const;
+  bool HasCode(const std::string& code) const;
+
+ private:
+  std::vector<Finding> all_;
+};
+
+// Facts a reader learns from the structure (no page data).
+struct DumpFacts {
+  std::string format;  // "elf64", "kdump-compressed"
+  std::optional<int> header_version;
+  std::string kernel_release;
+  std::string machine;
+  std::optional<int64_t> crash_time;  // vmcoreinfo CRASHTIME, s since epoch
+  std::optional<int64_t> dump_time;   // kdump header timestamp
+  std::optional<int> dump_level;
+  std::string compression;  // "none", "zlib", "lzo", "snappy", "zstd"
+  uint64_t pages_dumped = 0;
+  uint64_t pages_excluded = 0;
+  std::optional<uint64_t> pages_zero;  // dumped as makedumpfile's zero page
+  std::optional<uint32_t> cpus;
+  uint32_t page_size = 4096;
+  std::optional<uint64_t> max_mapnr;
+  bool split = false;
+  std::string vmcoreinfo;  // raw VMCOREINFO note text
+};
+
+// One page for the page engine: where its data lies and how it is stored.
+struct PageJob {
+  Source* src = nullptr;
+  uint64_t pfn = 0;
+  uint64_t index = 0;   // descriptor or page index, for messages
+  uint64_t offset = 0;  // of the page data in src
+  uint32_t size = 0;    // stored bytes
+  uint32_t flags = 0;   // kdump page_desc flags (codec); 0 for raw
+  bool zero_page = false;   // points at makedumpfile's shared zero page
+  bool lookahead = false;   // only the prefix is wanted (next pfn)
+};
+
+class DumpReader {
+ public:
+  virtual ~DumpReader() = default;
+  // Walks the structure, fills `facts`, records findings.  Reads no page
+  // data.  Structural problems become findings, never exceptions; IoError
+  // propagates.
+  virtual void CheckStructure(DumpFacts& facts, Findings& findings) = 0;
+  // After CheckStructure: hands out pages in pfn order, a batch at a time,
+  // each batch ending with a lookahead job for the next pfn when that page is
+  // in the dump.  Returns false when there are no more pages.  Pages whose
+  // data lies past the end (already reported) are left out.
+  virtual bool NextBatch(std::vector<PageJob>& batch) = 0;
+  // Number of pages NextBatch will hand out (for progress).
+  virtual uint64_t PageCount() const = 0;
+};
+
+enum class Probe { kNotMine, kMine, kTooShort };
+
+struct Format {
+  const char* name;
+  // Looks only at the first bytes.  kTooShort: the data is a proper prefix
+  // of this format's magic (a dump cut very early).
+  Probe (*probe)(Source& src);
+  std::unique_ptr<DumpReader> (*open)(Source& src);
+};
+
+// The readers, in probe order.
+const std::vector<Format>& Formats();
+
+std::unique_ptr<DumpReader> OpenElfReader(Source& src);
+std::unique_ptr<DumpReader> OpenKdumpReader(Source& src);
+Probe ProbeElf(Source& src);
+Probe ProbeKdump(Source& src);
+
+// Probes a magic at offset 0 of `src`.
+Probe ProbeMagic(Source& src, std::string_view magic);
+
+}  // namespace nmimgr::vmcore
+
+#endif  // NMIMGR_TOOLS_LIB_READER_H_

@@ -1,0 +1,53 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+//
+// The page engine: decodes the pages a reader hands out, on several
+// threads, checks each against its descriptor, and shows them to a visitor.
+#ifndef NMIMGR_TOOLS_LIB_SCAN_H_
+#define NMIMGR_TOOLS_LIB_SCAN_H_
+
+#include <cstdint>
+#include <functional>
+#include <span>
+
+#include "reader.h"
+
+namespace nmimgr::vmcore {
+
+class PageVisitor {
+ public:
+  virtual ~PageVisitor() = default;
+  // Called concurrently.  `page` is the decoded page at `pfn`; `next` is a
+  // prefix of the page at pfn + 1 when that page is in the dump, else empty,
+  // so that data crossing into the next physical page can be seen.
+  virtual void Visit(uint64_t pfn, std::span<const uint8_t> page,
+                     std::span<const uint8_t> next) = 0;
+  // True once the visitor has seen all it needs (ends a non-deep scan).
+  virtual bool Done() const { return false; }
+};
+
+struct ScanOptions {
+  unsigned threads = 1;
+  // Decode every page, even after the visitor is done, and check the shared
+  // zero page.
+  bool deep = false;
+  // Called from the calling thread with pages done so far and the total.
+  std::function<void(uint64_t, uint64_t)> progress;
+};
+
+struct ScanStats {
+  uint64_t pages_decoded = 0;
+  uint64_t pages_bad = 0;
+  bool stopped_early = false;
+};
+
+inline constexpr size_t kNextPrefix = 512;
+
+// Runs the engine over `reader` (after its CheckStructure).  Pages that do
+// not decode to a page become one "bad-page" corrupt finding with a count.
+ScanStats ScanPages(DumpReader& reader, uint32_t page_size,
+                    PageVisitor& visitor, const ScanOptions& opts,
+                    Findings& findings);
+
+}  // namespace nmimgr::vmcore
+
+#endif  // NMIMGR_TOOLS_LIB_SCAN_H_

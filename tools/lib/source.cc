@@ -1,0 +1,84 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include "source.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "checked.h"
+
+namespace nmimgr::vmcore {
+
+void ReadExact(Source& src, uint64_t offset, std::span<uint8_t> out,
+               std::string_view what) {
+  size_t got = src.ReadAt(offset, out);
+  if (got != out.size())
+    throw TruncatedError(fmt::format(
+        "reading {}: short read at offset {} ({} bytes wanted, data ends at "
+        "{})",
+        what, offset, out.size(), offset + got));
+}
+
+std::vector<uint8_t> ReadVector(Source& src, uint64_t offset, uint64_t length,
+                                std::string_view what) {
+  // Never allocate more than the data can hold: a corrupt length must not
+  // turn into a huge allocation.
+  uint64_t size = src.Size();
+  if (offset > size || length > size - offset)
+    throw TruncatedError(fmt::format(
+        "reading {}: {} bytes at offset {} lie past the end of the data ({})",
+        what, length, offset, size));
+  std::vector<uint8_t> buf(length);
+  ReadExact(src, offset, buf, what);
+  return buf;
+}
+
+FileSource::FileSource(const std::string& path) : path_(path) {
+  fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd_ < 0)
+    throw IoError(fmt::format("opening {}: {}", path, std::strerror(errno)));
+  struct stat st;
+  if (::fstat(fd_, &st) != 0) {
+    int err = errno;
+    ::close(fd_);
+    throw IoError(fmt::format("stat {}: {}", path, std::strerror(err)));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd_);
+    throw IoError(fmt::format("opening {}: not a regular file", path));
+  }
+  size_ = static_cast<uint64_t>(st.st_size);
+}
+
+FileSource::~FileSource() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+size_t FileSource::ReadAt(uint64_t offset, std::span<uint8_t> out) {
+  size_t done = 0;
+  while (done < out.size()) {
+    ssize_t n = ::pread(fd_, out.data() + done, out.size() - done,
+                        static_cast<off_t>(offset + done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw IoError(fmt::format("reading {} at offset {}: {}", path_,
+                                offset + done, std::strerror(errno)));
+    }
+    if (n == 0) break;
+    done += static_cast<size_t>(n);
+  }
+  return done;
+}
+
+size_t MemorySource::ReadAt(uint64_t offset, std::span<uint8_t> out) {
+  if (offset >= data_.size()) return 0;
+  size_t n = std::min<uint64_t>(out.size(), data_.size() - offset);
+  std::memcpy(out.data(), data_.data() + offset, n);
+  return n;
+}
+
+}  // namespace nmimgr::vmcore

@@ -1,0 +1,77 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+//
+// Byte sources a dump reader reads from: a plain file (pread), a buffer in
+// memory (tests), a whole-file compressed stream (outer.h) and the logical
+// view of a flattened stream (flattened.h).  All are random access from the
+// reader's point of view; a source decides how to serve that.
+#ifndef NMIMGR_TOOLS_LIB_SOURCE_H_
+#define NMIMGR_TOOLS_LIB_SOURCE_H_
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace nmimgr::vmcore {
+
+class Source {
+ public:
+  virtual ~Source() = default;
+  // Size of the data in bytes.  May have to read a stream to its end once.
+  virtual uint64_t Size() = 0;
+  // Reads up to out.size() bytes at `offset`; returns fewer only at the end
+  // of the data.  Throws IoError when the underlying file cannot be read and
+  // CorruptError when a compressed container cannot be decoded.
+  virtual size_t ReadAt(uint64_t offset, std::span<uint8_t> out) = 0;
+  // Whether concurrent ReadAt calls are safe.
+  virtual bool ThreadSafe() const { return false; }
+  // A name for messages (the file path).
+  virtual std::string Name() const = 0;
+};
+
+// Reads exactly out.size() bytes at `offset`.  A short read throws
+// TruncatedError: "reading <what>: short read at offset O (N bytes wanted,
+// data ends at S)".
+void ReadExact(Source& src, uint64_t offset, std::span<uint8_t> out,
+               std::string_view what);
+std::vector<uint8_t> ReadVector(Source& src, uint64_t offset, uint64_t length,
+                                std::string_view what);
+
+class FileSource : public Source {
+ public:
+  // Opens read-only.  Throws IoError.
+  explicit FileSource(const std::string& path);
+  ~FileSource() override;
+  FileSource(const FileSource&) = delete;
+  FileSource& operator=(const FileSource&) = delete;
+
+  uint64_t Size() override { return size_; }
+  size_t ReadAt(uint64_t offset, std::span<uint8_t> out) override;
+  bool ThreadSafe() const override { return true; }
+  std::string Name() const override { return path_; }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+  uint64_t size_ = 0;
+};
+
+class MemorySource : public Source {
+ public:
+  MemorySource(std::vector<uint8_t> data, std::string name = "<memory>")
+      : data_(std::move(data)), name_(std::move(name)) {}
+  uint64_t Size() override { return data_.size(); }
+  size_t ReadAt(uint64_t offset, std::span<uint8_t> out) override;
+  bool ThreadSafe() const override { return true; }
+  std::string Name() const override { return name_; }
+
+ private:
+  std::vector<uint8_t> data_;
+  std::string name_;
+};
+
+}  // namespace nmimgr::vmcore
+
+#endif  // NMIMGR_TOOLS_LIB_SOURCE_H_

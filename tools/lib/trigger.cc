@@ -1,0 +1,230 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include "trigger.h"
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <cstring>
+
+#include "checked.h"
+#include "nmimgr_record.h"
+
+namespace nmimgr::vmcore {
+namespace {
+
+constexpr std::string_view kLinePrefix = "nmimgr: panic on NMI event ";
+constexpr std::string_view kPanicPrefix = "Kernel panic - not syncing: ";
+
+bool Eat(std::string_view& s, std::string_view lit) {
+  if (s.substr(0, lit.size()) != lit) return false;
+  s.remove_prefix(lit.size());
+  return true;
+}
+
+template <typename T>
+bool Num(std::string_view& s, int base, T& out) {
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out, base);
+  if (ec != std::errc() || p == s.data()) return false;
+  s.remove_prefix(static_cast<size_t>(p - s.data()));
+  return true;
+}
+
+bool Printable(uint8_t c) { return c >= 0x20 && c < 0x7f; }
+
+}  // namespace
+
+std::optional<TriggerRecord> ParseRecord(std::span<const uint8_t> bytes) {
+  if (bytes.size() < NMIMGR_RECORD_SIZE) return std::nullopt;
+  ByteView v(bytes.first(NMIMGR_RECORD_SIZE), 0, "trigger record");
+  if (std::memcmp(bytes.data(), NMIMGR_RECORD_MAGIC, NMIMGR_RECORD_MAGIC_LEN))
+    return std::nullopt;
+  if (v.Le16(8) != NMIMGR_RECORD_VERSION) return std::nullopt;
+  if (v.Le16(10) != NMIMGR_RECORD_SIZE) return std::nullopt;
+  TriggerRecord r;
+  r.flags = v.Le32(12);
+  if (!(r.flags & NMIMGR_RECORD_FIRED)) return std::nullopt;
+  if (v.Le32(NMIMGR_RECORD_CHECKSUM_OFFSET) !=
+      nmimgr_record_checksum(bytes.data()))
+    return std::nullopt;
+  r.raw_code = v.U8(16);
+  r.masked_code = v.U8(17);
+  r.event_mask = v.U8(18);
+  r.nmi_type = v.U8(19);
+  r.cpu = v.Le32(20);
+  r.mono_ns = v.Le64(24);
+  r.real_ns = v.Le64(32);
+  r.boot_ns = v.Le64(40);
+  r.nmis = v.Le64(48);
+  r.dropped = v.Le64(56);
+  r.ignored = v.Le64(64);
+  r.unmanaged = v.Le64(72);
+  r.would_panic = v.Le64(80);
+  return r;
+}
+
+std::optional<PanicLine> ParsePanicLine(std::string_view s) {
+  PanicLine p;
+  unsigned raw = 0, dec = 0, cpu = 0, mask = 0;
+  if (!Eat(s, kLinePrefix) || !Eat(s, "0x") || !Num(s, 16, raw) ||
+      !Eat(s, " (") || !Num(s, 10, dec) || !Eat(s, ") type=") || raw > 0xff ||
+      dec != raw)
+    return std::nullopt;
+  size_t n = 0;
+  while (n < s.size() && std::islower(static_cast<unsigned char>(s[n]))) ++n;
+  if (n == 0) return std::nullopt;
+  p.nmi_type = std::string(s.substr(0, n));
+  s.remove_prefix(n);
+  if (!Eat(s, " cpu=") || !Num(s, 10, cpu)) return std::nullopt;
+  p.raw_code = static_cast<uint8_t>(raw);
+  p.cpu = cpu;
+  if (Eat(s, " mask=0x") && Num(s, 16, mask) && mask <= 0xff)
+    p.mask = static_cast<uint8_t>(mask);
+  p.masked_code = p.mask ? (p.raw_code & *p.mask) : p.raw_code;
+  return p;
+}
+
+KernelLogFacts ScanKernelLog(std::string_view text) {
+  KernelLogFacts f;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t eol = text.find('\n', pos);
+    if (eol == std::string_view::npos) eol = text.size();
+    std::string_view line = text.substr(pos, eol - pos);
+    pos = eol + 1;
+    if (size_t at = line.find(kLinePrefix); at != std::string_view::npos) {
+      // "Kernel panic - not syncing: nmimgr: ..." and the handler's own
+      // line both match; either will do.
+      if (auto p = ParsePanicLine(line.substr(at))) f.nmimgr = p;
+    }
+    if (size_t at = line.find(kPanicPrefix); at != std::string_view::npos) {
+      std::string msg(line.substr(at + kPanicPrefix.size()));
+      while (!msg.empty() && (msg.back() == '\r' || msg.back() == ' '))
+        msg.pop_back();
+      f.panic_message = msg;
+      f.panic_log_time.reset();
+      // "[   12.345678] Kernel panic ..." (dmesg, vmcore-dmesg.txt).
+      size_t lb = line.find('['), rb = line.find(']');
+      if (lb != std::string_view::npos && rb != std::string_view::npos &&
+          lb < rb && rb < at) {
+        std::string ts(line.substr(lb + 1, rb - lb - 1));
+        char* end = nullptr;
+        double t = std::strtod(ts.c_str(), &end);
+        if (end && *end == '\0' && end != ts.c_str()) f.panic_log_time = t;
+      }
+    }
+  }
+  return f;
+}
+
+void TriggerScanner::Visit(uint64_t pfn, std::span<const uint8_t> page,
+                           std::span<const uint8_t> next) {
+  // Records: the magic at every 8-byte-aligned offset of the page.
+  uint64_t magic;
+  std::memcpy(&magic, NMIMGR_RECORD_MAGIC, 8);
+  uint8_t joined[NMIMGR_RECORD_SIZE];
+  for (size_t off = 0; off + 8 <= page.size(); off += 8) {
+    uint64_t w;
+    std::memcpy(&w, page.data() + off, 8);
+    if (w != magic) continue;
+    std::span<const uint8_t> rec;
+    if (off + NMIMGR_RECORD_SIZE <= page.size()) {
+      rec = page.subspan(off, NMIMGR_RECORD_SIZE);
+    } else {
+      size_t head = page.size() - off, tail = NMIMGR_RECORD_SIZE - head;
+      if (next.size() < tail) {
+        std::lock_guard lock(mu_);
+        ++magic_hits_;
+        continue;
+      }
+      std::memcpy(joined, page.data() + off, head);
+      std::memcpy(joined + head, next.data(), tail);
+      rec = joined;
+    }
+    std::optional<TriggerRecord> r = ParseRecord(rec);
+    std::lock_guard lock(mu_);
+    ++magic_hits_;
+    if (!r) continue;
+    r->pfn = pfn;
+    r->page_offset = static_cast<uint32_t>(off);
+    records_.push_back(*r);
+  }
+  if (!want_log_) return;
+  // Text: the page plus a prefix of the next one, for lines that cross.
+  thread_local std::vector<uint8_t> buf;
+  buf.assign(page.begin(), page.end());
+  buf.insert(buf.end(), next.begin(), next.end());
+  ScanText(pfn, buf, page.size());
+}
+
+void TriggerScanner::ScanText(uint64_t pfn, std::span<const uint8_t> buf,
+                              size_t limit) {
+  auto find_all = [&](std::string_view needle, auto&& on_hit) {
+    const uint8_t* base = buf.data();
+    size_t from = 0;
+    while (from < limit) {
+      const void* hit = memmem(base + from, buf.size() - from, needle.data(),
+                               needle.size());
+      if (!hit) return;
+      size_t at = static_cast<size_t>(static_cast<const uint8_t*>(hit) - base);
+      if (at >= limit) return;
+      size_t end = at;
+      while (end < buf.size() && Printable(buf[end])) ++end;
+      on_hit(std::string_view(reinterpret_cast<const char*>(base + at),
+                              end - at));
+      from = at + 1;
+    }
+  };
+  find_all(kLinePrefix, [&](std::string_view text) {
+    if (auto p = ParsePanicLine(text)) {
+      std::lock_guard lock(mu_);
+      if (!line_ || pfn < line_->first) line_ = {pfn, *p};
+    }
+  });
+  find_all(kPanicPrefix, [&](std::string_view text) {
+    std::string_view msg = text.substr(kPanicPrefix.size());
+    // Skip the format string in the kernel image ("%s") and empty text.
+    if (msg.empty() || msg[0] == '%') return;
+    std::lock_guard lock(mu_);
+    if (!message_ || pfn < message_->first) message_ = {pfn, std::string(msg)};
+  });
+}
+
+bool TriggerScanner::Done() const {
+  std::lock_guard lock(mu_);
+  if (records_.empty()) return false;
+  return !want_log_ || line_.has_value();
+}
+
+std::vector<TriggerRecord> TriggerScanner::records() const {
+  std::lock_guard lock(mu_);
+  std::vector<TriggerRecord> out;
+  for (const TriggerRecord& r : records_) {
+    bool dup = std::any_of(out.begin(), out.end(), [&](const TriggerRecord& o) {
+      return o.real_ns == r.real_ns && o.mono_ns == r.mono_ns &&
+             o.raw_code == r.raw_code && o.cpu == r.cpu && o.nmis == r.nmis;
+    });
+    if (!dup) out.push_back(r);
+  }
+  std::sort(out.begin(), out.end(),
+            [](const auto& a, const auto& b) { return a.pfn < b.pfn; });
+  return out;
+}
+
+std::optional<PanicLine> TriggerScanner::memory_panic_line() const {
+  std::lock_guard lock(mu_);
+  if (!line_) return std::nullopt;
+  return line_->second;
+}
+
+std::optional<std::string> TriggerScanner::memory_panic_message() const {
+  std::lock_guard lock(mu_);
+  if (!message_) return std::nullopt;
+  return message_->second;
+}
+
+uint64_t TriggerScanner::magic_hits() const {
+  std::lock_guard lock(mu_);
+  return magic_hits_;
+}
+
+}  // namespace nmimgr::vmcore

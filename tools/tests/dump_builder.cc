@@ -1,0 +1,418 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include "dump_builder.h"
+
+#include <bzlib.h>
+#include <lz4frame.h>
+#include <lzma.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+
+#include "codec.h"
+#include "nmimgr_record.h"
+
+namespace nmimgr::testing {
+namespace {
+
+void Put(Bytes& b, uint64_t off, uint64_t v, int n) {
+  if (b.size() < off + n) b.resize(off + n);
+  for (int i = 0; i < n; ++i) b[off + i] = static_cast<uint8_t>(v >> (8 * i));
+}
+void PutBe64(Bytes& b, uint64_t off, int64_t sv) {
+  uint64_t v = static_cast<uint64_t>(sv);
+  if (b.size() < off + 8) b.resize(off + 8);
+  for (int i = 0; i < 8; ++i) b[off + i] = static_cast<uint8_t>(v >> (56 - 8 * i));
+}
+void PutStr(Bytes& b, uint64_t off, const std::string& s) {
+  if (b.size() < off + s.size()) b.resize(off + s.size());
+  std::memcpy(b.data() + off, s.data(), s.size());
+}
+void Append(Bytes& b, const Bytes& x) { b.insert(b.end(), x.begin(), x.end()); }
+uint64_t RoundUp(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
+
+void AddNote(Bytes& b, const std::string& name, uint32_t type,
+             const Bytes& desc) {
+  uint64_t at = b.size();
+  Put(b, at, name.size() + 1, 4);
+  Put(b, at + 4, desc.size(), 4);
+  Put(b, at + 8, type, 4);
+  PutStr(b, at + 12, name);
+  b.resize(at + 12 + RoundUp(name.size() + 1, 4));
+  Append(b, desc);
+  b.resize(RoundUp(b.size(), 4));
+}
+
+std::string Vmcoreinfo(const DumpSpec& s) {
+  return "OSRELEASE=" + s.release + "\nPAGESIZE=" +
+         std::to_string(s.page_size) + "\nCRASHTIME=" +
+         std::to_string(s.crash_time) + "\nNUMBER(pgtable_l5_enabled)=0\n";
+}
+
+// ELF notes: one NT_PRSTATUS per CPU, then VMCOREINFO.  Returns the notes
+// and the offset of the VMCOREINFO text inside them.
+Bytes Notes(const DumpSpec& s, uint64_t* vmcoreinfo_at) {
+  Bytes n;
+  for (uint32_t i = 0; i < s.cpus; ++i) AddNote(n, "CORE", 1, Bytes(336, 0));
+  std::string vi = Vmcoreinfo(s);
+  *vmcoreinfo_at = n.size() + 12 + RoundUp(sizeof("VMCOREINFO"), 4);
+  AddNote(n, "VMCOREINFO", 0, Bytes(vi.begin(), vi.end()));
+  return n;
+}
+
+bool IsZero(const Bytes& p) {
+  return std::all_of(p.begin(), p.end(), [](uint8_t c) { return c == 0; });
+}
+
+Bytes KdumpPart(const DumpSpec& s, bool split, uint64_t start, uint64_t end,
+                Layout* L) {
+  const uint64_t bs = s.page_size;
+  Layout lay;
+  uint64_t vi_at = 0;
+  Bytes notes = Notes(s, &vi_at);
+  uint64_t sub_blocks = (104 + notes.size() + bs - 1) / bs;
+  uint64_t half = RoundUp((s.max_mapnr + 7) / 8, bs);
+  uint64_t bitmap_blocks = 2 * half / bs;
+
+  Bytes b(bs, 0);
+  PutStr(b, 0, "KDUMP   ");
+  Put(b, 8, s.header_version, 4);
+  PutStr(b, 12, "Linux");
+  PutStr(b, 12 + 65, "testhost");
+  PutStr(b, 12 + 2 * 65, s.release);
+  PutStr(b, 12 + 3 * 65, "#1 SMP PREEMPT_DYNAMIC Debian");
+  PutStr(b, 12 + 4 * 65, s.machine);
+  Put(b, 408, s.timestamp, 8);
+  Put(b, 424, s.codec | (s.incomplete_flag ? vmcore::kDumpIncomplete : 0), 4);
+  Put(b, 428, bs, 4);
+  Put(b, 432, sub_blocks, 4);
+  Put(b, 436, bitmap_blocks, 4);
+  Put(b, 440, std::min<uint64_t>(s.max_mapnr, UINT32_MAX), 4);
+  Put(b, 460, s.cpus, 4);
+  lay.header_end = 464;
+
+  // Sub-header, notes right behind it.
+  lay.sub_off = bs;
+  b.resize((1 + sub_blocks) * bs, 0);
+  Put(b, bs + 8, s.dump_level, 4);
+  Put(b, bs + 12, split ? 1 : 0, 4);
+  Put(b, bs + 16, start, 8);
+  Put(b, bs + 24, end, 8);
+  lay.notes_off = bs + 104;
+  lay.notes_size = notes.size();
+  if (s.header_version >= 3) {
+    Put(b, bs + 32, lay.notes_off + vi_at, 8);
+    Put(b, bs + 40, Vmcoreinfo(s).size(), 8);
+  }
+  if (s.header_version >= 4) {
+    Put(b, bs + 48, lay.notes_off, 8);
+    Put(b, bs + 56, notes.size(), 8);
+  }
+  if (s.header_version >= 6) {
+    Put(b, bs + 80, start, 8);
+    Put(b, bs + 88, end, 8);
+    Put(b, bs + 96, s.max_mapnr, 8);
+  }
+  std::memcpy(b.data() + lay.notes_off, notes.data(), notes.size());
+
+  // Bitmaps.
+  lay.bitmap_off = b.size();
+  lay.bitmap_len = 2 * half;
+  b.resize(b.size() + 2 * half, 0);
+  auto set = [&](uint64_t base, uint64_t pfn) {
+    b[base + pfn / 8] |= static_cast<uint8_t>(1u << (pfn % 8));
+  };
+  for (const auto& [pfn, data] : s.pages) {
+    set(lay.bitmap_off, pfn);
+    set(lay.bitmap_off + half, pfn);
+  }
+  for (uint64_t pfn : s.excluded) set(lay.bitmap_off, pfn);
+
+  // Descriptors for the pages in [start, end), then the data.
+  std::vector<std::pair<uint64_t, const Bytes*>> mine;
+  for (const auto& [pfn, data] : s.pages)
+    if (pfn >= start && pfn < end) mine.push_back({pfn, &data});
+  lay.desc_off = b.size();
+  b.resize(b.size() + mine.size() * 24, 0);
+  lay.data_off = b.size();
+  std::optional<uint64_t> zero_at;
+  if (s.dump_level & 1) {
+    zero_at = b.size();
+    b.resize(b.size() + bs, 0);
+  }
+  for (size_t i = 0; i < mine.size(); ++i) {
+    const Bytes& page = *mine[i].second;
+    uint64_t at = lay.desc_off + i * 24;
+    lay.desc_at.push_back(at);
+    uint64_t off;
+    uint32_t size, flags = 0;
+    if (zero_at && IsZero(page)) {
+      off = *zero_at;
+      size = bs;
+    } else {
+      std::string enc;
+      if (s.codec && vmcore::EncodePage(s.codec, page, enc) &&
+          enc.size() < bs) {
+        flags = s.codec;
+      } else {
+        enc.assign(page.begin(), page.end());
+      }
+      off = b.size();
+      size = static_cast<uint32_t>(enc.size());
+      b.insert(b.end(), enc.begin(), enc.end());
+    }
+    lay.page_at.push_back(off);
+    lay.page_size.push_back(size);
+    Put(b, at, off, 8);
+    Put(b, at + 8, size, 4);
+    Put(b, at + 12, flags, 4);
+  }
+  lay.file_size = b.size();
+  if (L) *L = lay;
+  return b;
+}
+
+}  // namespace
+
+std::vector<uint64_t> Layout::Boundaries() const {
+  std::set<uint64_t> s = {0, 1, header_end, sub_off, notes_off,
+                          notes_off + notes_size, bitmap_off,
+                          bitmap_off + bitmap_len / 2, desc_off, data_off,
+                          phdr_off, phdr_end};
+  for (uint64_t v : desc_at) s.insert({v, v + 12});
+  for (size_t i = 0; i < page_at.size(); ++i)
+    s.insert({page_at[i], page_at[i] + page_size[i] / 2});
+  for (uint64_t v : segment_at) s.insert({v, v + 100});
+  s.insert(file_size - 1);
+  std::set<uint64_t> out;
+  for (uint64_t v : s) {
+    if (v > 0 && v - 1 < file_size) out.insert(v - 1);
+    if (v < file_size) out.insert(v);
+  }
+  return {out.begin(), out.end()};
+}
+
+Bytes Page(uint32_t page_size, uint8_t fill, const std::string& text,
+           size_t offset) {
+  Bytes p(page_size, fill);
+  std::memcpy(p.data() + offset, text.data(),
+              std::min(text.size(), page_size - offset));
+  return p;
+}
+
+Bytes Record(uint8_t raw, uint8_t mask, uint8_t type, uint32_t cpu,
+             uint64_t real_ns, uint32_t flags) {
+  Bytes r(NMIMGR_RECORD_SIZE, 0);
+  PutStr(r, 0, NMIMGR_RECORD_MAGIC);
+  Put(r, 8, NMIMGR_RECORD_VERSION, 2);
+  Put(r, 10, NMIMGR_RECORD_SIZE, 2);
+  Put(r, 12, flags, 4);
+  r[16] = raw;
+  r[17] = raw & mask;
+  r[18] = mask;
+  r[19] = type;
+  Put(r, 20, cpu, 4);
+  Put(r, 24, 5000000000ull, 8);
+  Put(r, 32, real_ns, 8);
+  Put(r, 40, 5100000000ull, 8);
+  Put(r, 48, 3, 8);
+  Put(r, 56, 1, 8);
+  Put(r, 92, nmimgr_record_checksum(r.data()), 4);
+  return r;
+}
+
+Bytes BuildKdump(const DumpSpec& spec, Layout* layout) {
+  return KdumpPart(spec, false, 0, spec.max_mapnr, layout);
+}
+
+std::vector<Bytes> BuildSplit(const DumpSpec& spec,
+                              const std::vector<uint64_t>& cuts) {
+  std::vector<Bytes> parts;
+  uint64_t start = 0;
+  for (size_t i = 0; i <= cuts.size(); ++i) {
+    uint64_t end = i < cuts.size() ? cuts[i] : spec.max_mapnr;
+    parts.push_back(KdumpPart(spec, true, start, end, nullptr));
+    start = end;
+  }
+  return parts;
+}
+
+Bytes BuildElf(const DumpSpec& s, Layout* layout) {
+  Layout lay;
+  const uint64_t ps = s.page_size;
+  // Runs of consecutive dumped pfns become PT_LOAD segments.
+  std::vector<std::pair<uint64_t, uint64_t>> runs;  // first pfn, count
+  for (const auto& [pfn, data] : s.pages) {
+    if (!runs.empty() && runs.back().first + runs.back().second == pfn)
+      ++runs.back().second;
+    else
+      runs.push_back({pfn, 1});
+  }
+  uint64_t vi_at = 0;
+  Bytes notes = Notes(s, &vi_at);
+  uint64_t phnum = 1 + runs.size();
+  Bytes b(64, 0);
+  b[0] = 0x7f;
+  PutStr(b, 1, "ELF");
+  b[4] = 2;
+  b[5] = 1;
+  b[6] = 1;
+  Put(b, 16, 4, 2);      // ET_CORE
+  Put(b, 18, 62, 2);     // EM_X86_64
+  Put(b, 20, 1, 4);
+  Put(b, 32, 64, 8);     // e_phoff
+  Put(b, 48, s.incomplete_flag ? 1 : 0, 4);
+  Put(b, 52, 64, 2);
+  Put(b, 54, 56, 2);
+  Put(b, 56, phnum, 2);
+  lay.header_end = 64;
+  lay.phdr_off = 64;
+  lay.phdr_end = 64 + phnum * 56;
+  b.resize(lay.phdr_end, 0);
+  lay.notes_off = b.size();
+  lay.notes_size = notes.size();
+  Append(b, notes);
+  b.resize(RoundUp(b.size(), ps), 0);
+  // PT_NOTE
+  Put(b, 64, 4, 4);
+  Put(b, 64 + 8, lay.notes_off, 8);
+  Put(b, 64 + 32, notes.size(), 8);
+  Put(b, 64 + 40, notes.size(), 8);
+  for (size_t i = 0; i < runs.size(); ++i) {
+    uint64_t ph = 64 + (i + 1) * 56;
+    uint64_t off = b.size();
+    lay.segment_at.push_back(off);
+    for (uint64_t k = 0; k < runs[i].second; ++k) {
+      lay.page_at.push_back(b.size());
+      lay.page_size.push_back(ps);
+      Append(b, s.pages.at(runs[i].first + k));
+    }
+    Put(b, ph, 1, 4);
+    Put(b, ph + 4, 7, 4);
+    Put(b, ph + 8, off, 8);
+    Put(b, ph + 16, 0xffff888000000000ull + runs[i].first * ps, 8);
+    Put(b, ph + 24, runs[i].first * ps, 8);
+    Put(b, ph + 32, runs[i].second * ps, 8);
+    Put(b, ph + 40, runs[i].second * ps, 8);
+  }
+  lay.file_size = b.size();
+  if (layout) *layout = lay;
+  return b;
+}
+
+Bytes Flatten(const Bytes& dump, const FlatOptions& o,
+              std::vector<uint64_t>* record_at) {
+  Bytes f(4096, 0);
+  PutStr(f, 0, "makedumpfile");
+  PutBe64(f, 16, 1);
+  PutBe64(f, 24, 1);
+  auto record = [&](uint64_t off, const uint8_t* data, uint64_t len) {
+    if (record_at) record_at->push_back(f.size());
+    uint64_t at = f.size();
+    PutBe64(f, at, static_cast<int64_t>(off));
+    PutBe64(f, at + 8, static_cast<int64_t>(len));
+    f.insert(f.end(), data, data + len);
+  };
+  uint64_t head = std::min<uint64_t>(dump.size(), 4096);
+  Bytes zeros(head, 0);
+  uint64_t pos = 0;
+  if (o.rewrite_header) {
+    record(0, zeros.data(), head);
+    pos = head;
+  }
+  while (pos < dump.size()) {
+    uint64_t len = std::min(o.record_size, dump.size() - pos);
+    record(pos, dump.data() + pos, len);
+    pos += len;
+  }
+  if (o.rewrite_header) record(0, dump.data(), head);
+  if (o.end_marker) {
+    uint64_t at = f.size();
+    PutBe64(f, at, -1);
+    PutBe64(f, at + 8, -1);
+  }
+  return f;
+}
+
+Bytes Compress(vmcore::OuterKind kind, const Bytes& d) {
+  Bytes out;
+  switch (kind) {
+    case vmcore::OuterKind::kXz: {
+      out.resize(lzma_stream_buffer_bound(d.size()));
+      size_t pos = 0;
+      if (lzma_easy_buffer_encode(1, LZMA_CHECK_CRC64, nullptr, d.data(),
+                                  d.size(), out.data(), &pos,
+                                  out.size()) != LZMA_OK)
+        throw std::runtime_error("xz encode");
+      out.resize(pos);
+      return out;
+    }
+    case vmcore::OuterKind::kGzip: {
+      z_stream z{};
+      deflateInit2(&z, 1, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY);
+      out.resize(deflateBound(&z, d.size()) + 64);
+      z.next_in = const_cast<Bytef*>(d.data());
+      z.avail_in = static_cast<uInt>(d.size());
+      z.next_out = out.data();
+      z.avail_out = static_cast<uInt>(out.size());
+      if (deflate(&z, Z_FINISH) != Z_STREAM_END)
+        throw std::runtime_error("gzip encode");
+      out.resize(z.total_out);
+      deflateEnd(&z);
+      return out;
+    }
+    case vmcore::OuterKind::kBzip2: {
+      unsigned len = static_cast<unsigned>(d.size() + d.size() / 100 + 600);
+      out.resize(len);
+      if (BZ2_bzBuffToBuffCompress(
+              reinterpret_cast<char*>(out.data()), &len,
+              reinterpret_cast<char*>(const_cast<uint8_t*>(d.data())),
+              static_cast<unsigned>(d.size()), 1, 0, 0) != BZ_OK)
+        throw std::runtime_error("bzip2 encode");
+      out.resize(len);
+      return out;
+    }
+    case vmcore::OuterKind::kLz4: {
+      out.resize(LZ4F_compressFrameBound(d.size(), nullptr));
+      size_t n = LZ4F_compressFrame(out.data(), out.size(), d.data(), d.size(),
+                                    nullptr);
+      if (LZ4F_isError(n)) throw std::runtime_error("lz4 encode");
+      out.resize(n);
+      return out;
+    }
+    case vmcore::OuterKind::kNone:
+      break;
+  }
+  return d;
+}
+
+void WriteFile(const std::string& path, const Bytes& data) {
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  f.write(reinterpret_cast<const char*>(data.data()),
+          static_cast<std::streamsize>(data.size()));
+  if (!f) throw std::runtime_error("writing " + path);
+}
+
+Bytes ReadFile(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return Bytes(std::istreambuf_iterator<char>(f), {});
+}
+
+TempDir::TempDir() {
+  std::string tmpl =
+      (std::filesystem::temp_directory_path() / "nmimgr-test-XXXXXX").string();
+  if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp");
+  path_ = tmpl;
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+}  // namespace nmimgr::testing

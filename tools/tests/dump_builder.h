@@ -1,0 +1,100 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+//
+// A small builder of test dumps (after libkdumpfile's mkdiskdump): writes
+// ELF64, kdump-compressed (each codec, header versions 1-6), flattened and
+// split dumps, and whole-file compressed copies, from a description, and
+// reports where each structure landed so tests can cut and corrupt at every
+// boundary.
+#ifndef NMIMGR_TOOLS_TESTS_DUMP_BUILDER_H_
+#define NMIMGR_TOOLS_TESTS_DUMP_BUILDER_H_
+
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "outer.h"
+
+namespace nmimgr::testing {
+
+using Bytes = std::vector<uint8_t>;
+
+struct DumpSpec {
+  uint32_t page_size = 4096;
+  uint64_t max_mapnr = 64;
+  std::map<uint64_t, Bytes> pages;  // dumped pages: pfn -> content
+  std::set<uint64_t> excluded;      // present but not dumped
+  uint32_t codec = 0;               // kdump flag: 0, 0x1, 0x2, 0x4, 0x20
+  int header_version = 6;
+  int dump_level = 31;
+  std::string release = "6.1.0-56-amd64";
+  std::string machine = "x86_64";
+  int64_t timestamp = 1764100000;   // header timestamp (dump time)
+  int64_t crash_time = 1764099990;  // vmcoreinfo CRASHTIME
+  uint32_t cpus = 2;                // NT_PRSTATUS notes
+  bool incomplete_flag = false;
+};
+
+// Where the structures of a built dump lie.
+struct Layout {
+  uint64_t header_end = 0;            // kdump: 464; elf: 64
+  uint64_t sub_off = 0, notes_off = 0, notes_size = 0;
+  uint64_t bitmap_off = 0, bitmap_len = 0;
+  uint64_t desc_off = 0, data_off = 0;
+  std::vector<uint64_t> desc_at;      // kdump: each descriptor's offset
+  std::vector<uint64_t> page_at;      // each stored page's data offset
+  std::vector<uint64_t> page_size;    // and stored size
+  std::vector<uint64_t> segment_at;   // elf: PT_LOAD data offsets
+  uint64_t phdr_off = 0, phdr_end = 0;
+  uint64_t file_size = 0;
+  // Every structural boundary (and the byte before it), sorted, < size.
+  std::vector<uint64_t> Boundaries() const;
+};
+
+// A page of `fill`, with `text` written at `offset`.
+Bytes Page(uint32_t page_size, uint8_t fill, const std::string& text = {},
+           size_t offset = 0);
+// A valid, fired trigger record (96 bytes).
+Bytes Record(uint8_t raw, uint8_t mask, uint8_t type, uint32_t cpu,
+             uint64_t real_ns = 1764099990123456789ull, uint32_t flags = 1);
+
+Bytes BuildKdump(const DumpSpec& spec, Layout* layout = nullptr);
+// Parts of a split set over pfn ranges split at `cuts` (ascending, inside
+// (0, max_mapnr)).
+std::vector<Bytes> BuildSplit(const DumpSpec& spec,
+                              const std::vector<uint64_t>& cuts);
+Bytes BuildElf(const DumpSpec& spec, Layout* layout = nullptr);
+
+struct FlatOptions {
+  uint64_t record_size = 4096;  // data bytes per record at most
+  bool end_marker = true;
+  bool rewrite_header = false;  // header sent as zeros first, real at end
+};
+// The flattened form of a dump image; record_at gets each record's offset.
+Bytes Flatten(const Bytes& dump, const FlatOptions& opts = {},
+              std::vector<uint64_t>* record_at = nullptr);
+
+// Whole-file compression as kdump-tools does it.
+Bytes Compress(vmcore::OuterKind kind, const Bytes& data);
+
+void WriteFile(const std::string& path, const Bytes& data);
+Bytes ReadFile(const std::string& path);
+
+// A fresh temporary directory, removed with the object.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::string& path() const { return path_; }
+  std::string operator/(const std::string& name) const {
+    return path_ + "/" + name;
+  }
+
+ private:
+  std::string path_;
+};
+
+}  // namespace nmimgr::testing
+
+#endif  // NMIMGR_TOOLS_TESTS_DUMP_BUILDER_H_

@@ -1,0 +1,102 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include <catch2/catch.hpp>
+#include <random>
+
+#include "test_support.h"
+
+using namespace nmimgr::testing;
+using nmimgr::vmcore::Verdict;
+
+namespace {
+
+void PutLe(Bytes& b, uint64_t off, uint64_t val, int n) {
+  for (int i = 0; i < n; ++i) b[off + i] = static_cast<uint8_t>(val >> (8 * i));
+}
+
+}  // namespace
+
+TEST_CASE("reads a complete ELF vmcore and its notes", "[unit][elf]") {
+  DumpSpec spec = SampleSpec();
+  spec.cpus = 4;
+  auto r = CheckBytes(BuildElf(spec), "vmcore", ScanOpts(true));
+  INFO(Codes(r));
+  CHECK(r.verdict == Verdict::kComplete);
+  CHECK(r.facts.format == "elf64");
+  CHECK(r.facts.compression == "none");
+  CHECK(r.facts.cpus == 4u);
+  CHECK(r.facts.kernel_release == "6.1.0-56-amd64");
+  CHECK(r.facts.crash_time == spec.crash_time);
+  CHECK_FALSE(r.facts.dump_level.has_value());
+  CHECK(r.facts.pages_dumped == spec.pages.size());
+  CHECK(r.scan.pages_decoded == spec.pages.size());
+}
+
+TEST_CASE("never calls an ELF vmcore complete when cut at a structural "
+          "boundary or at random",
+          "[unit][elf][truncation]") {
+  Layout lay;
+  Bytes full = BuildElf(SampleSpec(), &lay);
+  std::vector<uint64_t> cuts = lay.Boundaries();
+  std::mt19937_64 rng(7);
+  for (int i = 0; i < 40; ++i) cuts.push_back(rng() % full.size());
+  for (uint64_t cut : cuts) {
+    CAPTURE(cut);
+    Bytes part(full.begin(), full.begin() + static_cast<long>(cut));
+    auto r = CheckBytes(part, "vmcore", ScanOpts(false, 1));
+    INFO(Codes(r));
+    CHECK(r.verdict == Verdict::kIncomplete);
+    CHECK(r.findings.HasCode("truncated"));
+  }
+}
+
+TEST_CASE("names the first load segment cut by the end of the file",
+          "[unit][elf]") {
+  Layout lay;
+  Bytes full = BuildElf(SampleSpec(), &lay);
+  REQUIRE(lay.segment_at.size() == 4);  // pfns 0-2, 10-19, 21, 40
+  uint64_t cut = lay.segment_at[1] + 5000;
+  Bytes part(full.begin(), full.begin() + static_cast<long>(cut));
+  auto r = CheckBytes(part);
+  CHECK(r.verdict == Verdict::kIncomplete);
+  CHECK_THAT(Codes(r), Catch::Contains("segment 2 (paddr 0xa000)"));
+  CHECK_THAT(Codes(r), Catch::Contains("3 of 4 load segments are cut"));
+  // The whole pages before the cut are still scanned.
+  CHECK(r.scan.pages_decoded == 3 + 2);
+}
+
+TEST_CASE("tells corruption of ELF headers from truncation",
+          "[unit][elf][corrupt]") {
+  Layout lay;
+  const Bytes good = BuildElf(SampleSpec(), &lay);
+  const uint64_t ph1 = 64 + 56, ph2 = 64 + 2 * 56;
+  auto [what, off, value, width, verdict, code] =
+      GENERATE_COPY(table<const char*, uint64_t, uint64_t, int, Verdict,
+                          const char*>({
+          {"32-bit class", 4, 1, 1, Verdict::kCorrupt, "corrupt"},
+          {"big-endian", 5, 2, 1, Verdict::kCorrupt, "corrupt"},
+          {"not a core file", 16, 2, 2, Verdict::kCorrupt, "corrupt"},
+          {"program header size", 54, 32, 2, Verdict::kCorrupt, "corrupt"},
+          {"no program headers", 56, 0, 2, Verdict::kCorrupt, "corrupt"},
+          {"incomplete flag", 48, 1, 4, Verdict::kIncomplete,
+           "incomplete-flag"},
+          {"filesz beyond memsz", ph1 + 32, 1 << 20, 8, Verdict::kCorrupt,
+           "corrupt"},
+          {"segments overlap", ph2 + 8, lay.segment_at[0] + 4096, 8,
+           Verdict::kCorrupt, "overlap"},
+          {"segment over the headers", ph1 + 8, 0, 8, Verdict::kCorrupt,
+           "corrupt"},
+          {"segment offset overflows", ph1 + 8, ~0ull - 10, 8,
+           Verdict::kCorrupt, "corrupt"},
+          {"note runs past its segment", lay.notes_off + 4, 1 << 20, 4,
+           Verdict::kCorrupt, "bad-note"},
+          {"program headers past the end", 32, 1 << 30, 8,
+           Verdict::kIncomplete, "truncated"},
+      }));
+  CAPTURE(what);
+  Bytes bad = good;
+  PutLe(bad, off, value, width);
+  auto r = CheckBytes(bad);
+  INFO(Codes(r));
+  CHECK(r.verdict == verdict);
+  CHECK(r.findings.HasCode(code));
+}
