@@ -207,7 +207,7 @@ static int nmimgr_handle(unsigned int type, struct pt_regs *regs)
 		pr_info_ratelimited("dropped NMI event 0x%02x (%u) type=%s cpu=%u: %s\n",
 				    raw, raw, nmimgr_type_name(type), cpu,
 				    capture_kernel ? "capture kernel" :
-						     "panic in progress");
+						     "panic or oops in progress");
 		rearm_latch(type, raw);
 		return NMI_HANDLED;
 	case NMIMGR_PANIC:
