@@ -62,9 +62,27 @@ std::string LayoutOfFiles(const std::vector<std::string>& names) {
   return "unknown";
 }
 
-// Collects the dumps of one dump directory.
+// Whether the file starts like a dump (any format, any outer compression):
+// used for directories and files named on the command line whose names are
+// not the usual ones (split parts are named by whoever ran makedumpfile).
+bool LooksLikeDump(const fs::path& p) {
+  try {
+    FileSource src(p.string());
+    uint8_t m[13] = {};
+    size_t n = src.ReadAt(0, m);
+    std::string_view head(reinterpret_cast<const char*>(m), n);
+    return head.starts_with("KDUMP   ") || head.starts_with("\x7f" "ELF") ||
+           head.starts_with(std::string_view("makedumpfile\0", 13)) ||
+           DetectOuter(src) != OuterKind::kNone;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+// Collects the dumps of one dump directory.  With `probe`, files with other
+// names count when their first bytes are a dump's.
 void ScanDumpDir(const fs::path& dir, Discovery& out,
-                 const std::string& only_file = {}) {
+                 const std::string& only_file = {}, bool probe = false) {
   std::vector<std::string> names = SortedEntries(dir, out.errors);
   std::string layout = LayoutOfDirName(dir.filename().string());
   if (layout == "unknown") layout = LayoutOfFiles(names);
@@ -80,7 +98,8 @@ void ScanDumpDir(const fs::path& dir, Discovery& out,
   std::map<Key, std::vector<std::pair<uint64_t, std::string>>> splits;
   std::vector<std::string> singles;
   for (const auto& n : names) {
-    if (!IsDumpFileName(n) || !IsRegular(dir / n)) continue;
+    if (!IsRegular(dir / n) || IsDmesgName(n) || n == "nmimgr.json") continue;
+    if (!IsDumpFileName(n) && !(probe && LooksLikeDump(dir / n))) continue;
     std::string path = (dir / n).string();
     std::optional<SplitIdentity> id;
     try {
@@ -171,7 +190,7 @@ Discovery Discover(const std::vector<std::string>& paths) {
     if (S_ISREG(st.st_mode)) {
       fs::path dir = path.has_parent_path() ? path.parent_path() : ".";
       size_t before = out.dumps.size();
-      ScanDumpDir(dir, out, (dir / path.filename()).string());
+      ScanDumpDir(dir, out, (dir / path.filename()).string(), true);
       if (out.dumps.size() == before) {
         // Not a dump name: check the file as given.
         DumpSet d;
@@ -191,13 +210,23 @@ Discovery Discover(const std::vector<std::string>& paths) {
       ScanDumpDir(path, out);
       continue;
     }
+    size_t before = out.dumps.size();
     for (const auto& n : SortedEntries(path, out.errors)) {
       fs::path sub = path / n;
       struct stat sst;
       if (::stat(sub.c_str(), &sst) != 0 || !S_ISDIR(sst.st_mode)) continue;
       if (HasDumpFiles(sub)) ScanDumpDir(sub, out);
     }
+    // A directory named on the command line whose files carry other names.
+    if (out.dumps.size() == before) ScanDumpDir(path, out, {}, true);
   }
+  // The same dump named twice (a set and one of its parts) is checked once.
+  std::vector<DumpSet> unique;
+  for (auto& d : out.dumps)
+    if (std::none_of(unique.begin(), unique.end(),
+                     [&](const DumpSet& u) { return u.files == d.files; }))
+      unique.push_back(std::move(d));
+  out.dumps = std::move(unique);
   return out;
 }
 

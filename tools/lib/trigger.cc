@@ -6,6 +6,8 @@
 #include <charconv>
 #include <cstring>
 
+#include <fmt/format.h>
+
 #include "checked.h"
 #include "nmimgr_record.h"
 
@@ -77,10 +79,22 @@ std::optional<PanicLine> ParsePanicLine(std::string_view s) {
   if (!Eat(s, " cpu=") || !Num(s, 10, cpu)) return std::nullopt;
   p.raw_code = static_cast<uint8_t>(raw);
   p.cpu = cpu;
-  if (Eat(s, " mask=0x") && Num(s, 16, mask) && mask <= 0xff)
-    p.mask = static_cast<uint8_t>(mask);
+  // The mask is a byte: at most two hex digits.  Text read from memory may
+  // run on into unrelated bytes ("mask=0xcfcf"), so read no more.
+  if (Eat(s, " mask=0x")) {
+    std::string_view digits = s.substr(0, 2);
+    if (Num(digits, 16, mask)) p.mask = static_cast<uint8_t>(mask);
+  }
   p.masked_code = p.mask ? (p.raw_code & *p.mask) : p.raw_code;
   return p;
+}
+
+std::string FormatPanicLine(const PanicLine& p) {
+  std::string s = "nmimgr: panic on NMI event 0x" +
+                  fmt::format("{:02x} ({}) type={} cpu={}", p.raw_code,
+                              p.raw_code, p.nmi_type, p.cpu);
+  if (p.mask) s += fmt::format(" mask=0x{:02x}", *p.mask);
+  return s;
 }
 
 KernelLogFacts ScanKernelLog(std::string_view text) {
@@ -169,30 +183,46 @@ void TriggerScanner::ScanText(uint64_t pfn, std::span<const uint8_t> buf,
       if (at >= limit) return;
       size_t end = at;
       while (end < buf.size() && Printable(buf[end])) ++end;
+      // A copy that ends in NUL or a newline (panic()'s own buffer, a log
+      // line) is trusted over one that runs into other bytes.
+      bool clean = end < buf.size() && (buf[end] == 0 || buf[end] == '\n');
       on_hit(std::string_view(reinterpret_cast<const char*>(base + at),
-                              end - at));
+                              end - at),
+             clean);
       from = at + 1;
     }
   };
-  find_all(kLinePrefix, [&](std::string_view text) {
+  auto better = [](const auto& old, bool clean, uint64_t at) {
+    return !old || (clean && !old->clean) ||
+           (clean == old->clean && at < old->pfn);
+  };
+  find_all(kLinePrefix, [&](std::string_view text, bool clean) {
     if (auto p = ParsePanicLine(text)) {
       std::lock_guard lock(mu_);
-      if (!line_ || pfn < line_->first) line_ = {pfn, *p};
+      if (better(line_, clean, pfn)) line_ = Hit<PanicLine>{pfn, clean, *p};
     }
   });
-  find_all(kPanicPrefix, [&](std::string_view text) {
+  find_all(kPanicPrefix, [&](std::string_view text, bool clean) {
     std::string_view msg = text.substr(kPanicPrefix.size());
     // Skip the format string in the kernel image ("%s") and empty text.
     if (msg.empty() || msg[0] == '%') return;
+    std::string text_msg(msg);
+    // nmimgr's own message has a fixed form: render it from its fields, so
+    // bytes that follow the text in memory cannot leak into it.
+    if (auto p = ParsePanicLine(msg)) {
+      text_msg = FormatPanicLine(*p);
+      clean = true;
+    }
     std::lock_guard lock(mu_);
-    if (!message_ || pfn < message_->first) message_ = {pfn, std::string(msg)};
+    if (better(message_, clean, pfn))
+      message_ = Hit<std::string>{pfn, clean, std::move(text_msg)};
   });
 }
 
 bool TriggerScanner::Done() const {
   std::lock_guard lock(mu_);
   if (records_.empty()) return false;
-  return !want_log_ || line_.has_value();
+  return !want_log_ || (line_ && line_->clean);
 }
 
 std::vector<TriggerRecord> TriggerScanner::records() const {
@@ -213,13 +243,13 @@ std::vector<TriggerRecord> TriggerScanner::records() const {
 std::optional<PanicLine> TriggerScanner::memory_panic_line() const {
   std::lock_guard lock(mu_);
   if (!line_) return std::nullopt;
-  return line_->second;
+  return line_->value;
 }
 
 std::optional<std::string> TriggerScanner::memory_panic_message() const {
   std::lock_guard lock(mu_);
   if (!message_) return std::nullopt;
-  return message_->second;
+  return message_->value;
 }
 
 uint64_t TriggerScanner::magic_hits() const {

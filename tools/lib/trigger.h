@@ -57,6 +57,9 @@ struct PanicLine {
 // on NMI event ").  nullopt when it does not have the fixed form.
 std::optional<PanicLine> ParsePanicLine(std::string_view text);
 
+// The line as the module prints it (two hex digits for code and mask).
+std::string FormatPanicLine(const PanicLine& p);
+
 struct KernelLogFacts {
   std::optional<PanicLine> nmimgr;
   std::optional<std::string> panic_message;  // after "not syncing: "
@@ -89,8 +92,14 @@ class TriggerScanner : public PageVisitor {
   mutable std::mutex mu_;
   std::vector<TriggerRecord> records_;
   uint64_t magic_hits_ = 0;
-  std::optional<std::pair<uint64_t, PanicLine>> line_;
-  std::optional<std::pair<uint64_t, std::string>> message_;
+  template <typename T>
+  struct Hit {
+    uint64_t pfn;
+    bool clean;  // ended in NUL or newline
+    T value;
+  };
+  std::optional<Hit<PanicLine>> line_;
+  std::optional<Hit<std::string>> message_;
 };
 
 }  // namespace nmimgr::vmcore

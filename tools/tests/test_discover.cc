@@ -135,6 +135,27 @@ TEST_CASE("groups the parts of a split set found in one directory",
   CHECK(r.verdict == Verdict::kComplete);
 }
 
+TEST_CASE("finds split parts with names of the user's choosing in a "
+          "directory or file named on the command line",
+          "[unit][discover][split]") {
+  TempDir tmp;
+  auto parts = BuildSplit(SampleSpec(), {20});
+  WriteFile(tmp / "part-a", parts[0]);
+  WriteFile(tmp / "part-b", parts[1]);
+  WriteFile(tmp / "notes.txt", {'h', 'i'});
+  v::Discovery d = v::Discover({tmp.path()});
+  REQUIRE(d.dumps.size() == 1);
+  CHECK(d.dumps[0].split);
+  CHECK(d.dumps[0].files.size() == 2);
+  v::Discovery one = v::Discover({tmp / "part-b"});
+  REQUIRE(one.dumps.size() == 1);
+  CHECK(one.dumps[0].files.size() == 2);
+  // A file that is no dump is still checked when named explicitly.
+  v::Discovery other = v::Discover({tmp / "notes.txt"});
+  REQUIRE(other.dumps.size() == 1);
+  CHECK(v::CheckDump(other.dumps[0], ScanOpts()).verdict == Verdict::kCorrupt);
+}
+
 TEST_CASE("gives one verdict per dump of the fake crash root and the exit "
           "status that sums them up",
           "[unit][run]") {

@@ -60,6 +60,9 @@ TEST_CASE("parses nmimgr's panic line in its fixed form", "[unit][trigger]") {
           true, 0x21, 0xcf, 0x01, "unknown", 0},
       Row{"nmimgr: panic on NMI event 0x3c (60) type=serr cpu=12", true, 0x3c,
           -1, 0x3c, "serr", 12},
+      Row{"nmimgr: panic on NMI event 0x31 (49) type=unknown cpu=0 "
+          "mask=0xcfcf",
+          true, 0x31, 0xcf, 0x01, "unknown", 0},
       Row{"nmimgr: panic on NMI event 0x3c (61) type=serr cpu=1", false, 0, 0,
           0, "", 0},
       Row{"nmimgr: panic on NMI event 0x3c type=serr cpu=1", false, 0, 0, 0,
@@ -79,6 +82,24 @@ TEST_CASE("parses nmimgr's panic line in its fixed form", "[unit][trigger]") {
   CHECK(p->masked_code == masked);
   CHECK(p->nmi_type == type);
   CHECK(p->cpu == static_cast<uint32_t>(cpu));
+  CHECK(v::ParsePanicLine(v::FormatPanicLine(*p))->raw_code == p->raw_code);
+}
+
+TEST_CASE("renders nmimgr's message from its fields when read from memory, "
+          "so trailing bytes do not leak in",
+          "[unit][trigger]") {
+  DumpSpec spec;
+  spec.max_mapnr = 8;
+  spec.pages[3] = Page(4096, 0x20,
+                       "Kernel panic - not syncing: nmimgr: panic on NMI "
+                       "event 0x31 (49) type=unknown cpu=0 mask=0xcfcf\x01",
+                       300);
+  auto r = CheckBytes(BuildKdump(spec));
+  REQUIRE(r.trigger.panic_message);
+  CHECK(*r.trigger.panic_message ==
+        "nmimgr: panic on NMI event 0x31 (49) type=unknown cpu=0 mask=0xcf");
+  REQUIRE(r.trigger.line);
+  CHECK(r.trigger.line->mask == 0xcf);
 }
 
 TEST_CASE("finds the panic message and nmimgr's line in a saved kernel log",
