@@ -138,3 +138,35 @@ def read_every_page(dump: Path):
         f"exit {proc.returncode}\n{proc.stderr[-2000:]}")
     ok, missing = (int(v) for v in proc.stdout.split())
     return ok, missing
+
+
+#: A capture step (vm.share / "capture.sh"): load nmimgr with no arguments,
+#: start makedumpfile, say so on the console, and note whether an NMI arrived
+#: while it ran; leave nmimgr's stats and the kernel log on the share.
+CAPTURE_SH = r"""
+nmis() { awk '/^ *NMI:/ { s = 0; for (i = 2; i <= NF; i++) if ($i ~ /^[0-9]+$/) s += $i; print s }' /proc/interrupts; }
+insmod /nmimgr/nmimgr.ko || exit 90
+mkdir -p /out/dump
+before=$(nmis)
+makedumpfile -c -d 31 --message-level 22 /proc/vmcore /out/dump/vmcore.tmp &
+pid=$!
+echo "nmimgr-lab: makedumpfile running"
+during=0
+i=0
+while [ $i -lt 900 ]; do
+	if [ "$(nmis)" != "$before" ]; then
+		state=$(awk '{ print $3 }' /proc/$pid/stat 2>/dev/null)
+		[ -n "$state" ] && [ "$state" != Z ] && during=1
+		break
+	fi
+	sleep 0.1
+	i=$((i + 1))
+done
+wait $pid
+rc=$?
+echo "$during" > /out/nmi-during-dump
+cat /sys/kernel/nmimgr/stats > /out/capture-stats
+dmesg > /out/capture-dmesg
+[ $rc -eq 0 ] && mv /out/dump/vmcore.tmp /out/dump/vmcore
+exit $rc
+"""

@@ -308,7 +308,7 @@ def test_panic_dumps_and_the_capture_kernel_drops_a_second_nmi(
         vm.wait_ready()
         ng.load(vm, "events_panic=1")
         kdump.arm_kdump(vm, "unknown_nmi_panic=1")
-        (vm.share / "capture.sh").write_text(CAPTURE_SH)
+        (vm.share / "capture.sh").write_text(ng.CAPTURE_SH)
         start = time.monotonic()
         vm.inject_nmi()
         vm.wait_serial(r"nmimgr-lab: makedumpfile running", timeout=180)
@@ -333,37 +333,6 @@ def test_panic_dumps_and_the_capture_kernel_drops_a_second_nmi(
     assert m.group(1) in ("21", "31") and m.group(3) == "unknown" and m.group(4) == "0"
     pages, _ = ng.read_every_page(vm.dump)
     assert pages > 1000
-
-
-#: The capture step for the test above: load nmimgr with no arguments, start
-#: makedumpfile, say so, and note whether an NMI arrived while it ran.
-CAPTURE_SH = r"""
-nmis() { awk '/^ *NMI:/ { s = 0; for (i = 2; i <= NF; i++) if ($i ~ /^[0-9]+$/) s += $i; print s }' /proc/interrupts; }
-insmod /nmimgr/nmimgr.ko || exit 90
-mkdir -p /out/dump
-before=$(nmis)
-makedumpfile -c -d 31 --message-level 22 /proc/vmcore /out/dump/vmcore.tmp &
-pid=$!
-echo "nmimgr-lab: makedumpfile running"
-during=0
-i=0
-while [ $i -lt 900 ]; do
-	if [ "$(nmis)" != "$before" ]; then
-		state=$(awk '{ print $3 }' /proc/$pid/stat 2>/dev/null)
-		[ -n "$state" ] && [ "$state" != Z ] && during=1
-		break
-	fi
-	sleep 0.1
-	i=$((i + 1))
-done
-wait $pid
-rc=$?
-echo "$during" > /out/nmi-during-dump
-cat /sys/kernel/nmimgr/stats > /out/capture-stats
-dmesg > /out/capture-dmesg
-[ $rc -eq 0 ] && mv /out/dump/vmcore.tmp /out/dump/vmcore
-exit $rc
-"""
 
 
 @pytest.mark.slow
