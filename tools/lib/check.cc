@@ -12,6 +12,7 @@
 #include "checked.h"
 #include "flattened.h"
 #include "kdump_reader.h"
+#include "kernel_log.h"
 #include "outer.h"
 
 namespace nmimgr::vmcore {
@@ -130,24 +131,38 @@ void CheckInto(DumpResult& r, const CheckOptions& opts) {
     r.findings.Add(Severity::kIncomplete, "outer-truncated",
                    stream->TruncationMessage());
 
-  // The kernel log saved next to the dump.
+  // The kernel log: saved next to the dump, else the dump's printk ring
+  // buffer, else (below) a text scan of the dump's memory.
   bool have_log = false;
+  auto use_log = [&](std::string_view text, const char* source) {
+    KernelLogFacts k = ScanKernelLog(text);
+    have_log = true;
+    r.trigger.log_source = source;
+    if (k.nmimgr) {
+      r.trigger.line = k.nmimgr;
+      r.trigger.line_source = source;
+    }
+    if (k.panic_message) {
+      r.trigger.panic_message = k.panic_message;
+      r.trigger.panic_message_source = source;
+      r.trigger.panic_log_time = k.panic_log_time;
+    }
+  };
   if (!set.dmesg_file.empty()) {
     FileSource log(set.dmesg_file);
     std::vector<uint8_t> text(std::min(log.Size(), kMaxDmesg));
     text.resize(log.ReadAt(0, text));
-    KernelLogFacts k = ScanKernelLog(
-        std::string_view(reinterpret_cast<const char*>(text.data()),
-                         text.size()));
-    have_log = true;
-    if (k.nmimgr) {
-      r.trigger.line = k.nmimgr;
-      r.trigger.line_source = "dmesg-file";
-    }
-    if (k.panic_message) {
-      r.trigger.panic_message = k.panic_message;
-      r.trigger.panic_message_source = "dmesg-file";
-      r.trigger.panic_log_time = k.panic_log_time;
+    use_log(std::string_view(reinterpret_cast<const char*>(text.data()),
+                             text.size()),
+            "dmesg-file");
+  } else if (reader && opts.scan && !r.facts.vmcoreinfo.empty()) {
+    std::string why;
+    if (auto log = ReadKernelLog(*reader, r.facts, &why)) {
+      r.trigger.log_records = log->records;
+      use_log(log->text, "dump-printk");
+    } else {
+      r.trigger.log_note = "printk ring buffer not read: " + why;
+      spdlog::debug("{}: {}", set.files.front(), r.trigger.log_note);
     }
   }
 
@@ -172,6 +187,7 @@ void CheckInto(DumpResult& r, const CheckOptions& opts) {
     r.trigger.records = scanner.records();
     r.trigger.magic_hits = scanner.magic_hits();
     if (!have_log) {
+      r.trigger.log_source = "dump-memory";
       if (auto l = scanner.memory_panic_line()) {
         r.trigger.line = l;
         r.trigger.line_source = "dump-memory";

@@ -37,6 +37,11 @@ struct TriggerReport {
   std::string panic_message_source;
   std::optional<double> panic_log_time;
   uint64_t magic_hits = 0;
+  // Where the kernel log came from: "dmesg-file", "dump-printk" (the printk
+  // ring buffer in the dump), "dump-memory" (text scan of page data), "".
+  std::string log_source;
+  std::optional<uint64_t> log_records;  // records read from the ring buffer
+  std::string log_note;  // why the ring buffer could not be read
 };
 
 struct DumpResult {

@@ -97,6 +97,26 @@ class ElfReader : public DumpReader {
 
   uint64_t PageCount() const override { return pages_; }
 
+  bool ReadPhysical(uint64_t paddr, std::span<uint8_t> out) override {
+    size_t done = 0;
+    while (done < out.size()) {
+      uint64_t pa = paddr + done;
+      const Segment* seg = nullptr;
+      for (const Segment& s : loads_)
+        if (pa >= s.paddr && pa - s.paddr < s.avail) {
+          seg = &s;
+          break;
+        }
+      if (!seg) return false;
+      uint64_t in_seg = pa - seg->paddr;
+      size_t n = std::min<uint64_t>(out.size() - done, seg->avail - in_seg);
+      if (src_.ReadAt(seg->offset + in_seg, out.subspan(done, n)) != n)
+        return false;
+      done += n;
+    }
+    return true;
+  }
+
  private:
   PageJob Piece(const Segment& s, uint64_t at) const {
     PageJob j;
@@ -130,6 +150,7 @@ class ElfReader : public DumpReader {
     if (e.Le16(54) != kPhdrSize)
       throw CorruptError(fmt::format(
           "elf header: program header size {} is not 56", e.Le16(54)));
+    if (e.Le16(18) == 62) facts.machine = "x86_64";
     if (e.Le32(48) & 1)
       findings.Add(Severity::kIncomplete, "incomplete-flag",
                    "elf header: makedumpfile's incomplete flag (e_flags "

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <bit>
 #include <cstring>
+#include <map>
 #include <optional>
 
 #include "checked.h"
@@ -196,14 +197,84 @@ class KdumpReader : public DumpReader {
 
   uint64_t PageCount() const override { return scan_pages_; }
 
+  bool ReadPhysical(uint64_t paddr, std::span<uint8_t> out) override {
+    size_t done = 0;
+    while (done < out.size()) {
+      uint64_t pa = paddr + done;
+      const Bytes* page = Page(pa / block_size_);
+      if (!page) return false;
+      size_t in_page = pa % block_size_;
+      size_t n = std::min<size_t>(out.size() - done, block_size_ - in_page);
+      std::memcpy(out.data() + done, page->data() + in_page, n);
+      done += n;
+    }
+    return true;
+  }
+
+  bool HasPfn(uint64_t pfn) const {
+    return walkable_ && pfn >= start_pfn_ && pfn < end_pfn_;
+  }
+
   bool walkable() const { return walkable_; }
   uint64_t start_pfn() const { return start_pfn_; }
   uint64_t end_pfn() const { return end_pfn_; }
   uint64_t max_mapnr() const { return max_mapnr_; }
+  uint32_t block_size() const { return block_size_; }
 
  private:
   void Add(Findings& f, Severity s, std::string code, std::string msg) {
     f.Add(s, std::move(code), prefix_ + msg);
+  }
+
+  using Bytes = std::vector<uint8_t>;
+  static constexpr uint64_t kRankBlock = 1 << 15;  // pfns per rank entry
+
+  // Set bits of the second bitmap in [0, pfn), from a rank index built on
+  // first use (one pass over the bitmap; 8 bytes per 32768 pfns).
+  uint64_t Rank(uint64_t pfn) {
+    const uint64_t off = bitmap_off_ + bitmap_half_;
+    if (rank_.empty()) {
+      uint64_t blocks = max_mapnr_ / kRankBlock + 1;
+      rank_.resize(blocks + 1);
+      for (uint64_t b = 0; b < blocks; ++b) {
+        uint64_t lo = b * kRankBlock;
+        uint64_t hi = std::min(max_mapnr_, lo + kRankBlock);
+        rank_[b + 1] = rank_[b] + (lo < hi ? CountBits(src_, off, lo, hi,
+                                                        "second bitmap")
+                                           : 0);
+      }
+    }
+    uint64_t b = pfn / kRankBlock;
+    return rank_[b] + CountBits(src_, off, b * kRankBlock, pfn,
+                                "second bitmap");
+  }
+
+  // The decoded page at `pfn`, or nullptr when it is not in the dump.
+  const Bytes* Page(uint64_t pfn) {
+    if (auto it = page_cache_.find(pfn); it != page_cache_.end())
+      return &it->second;
+    if (!HasPfn(pfn)) return nullptr;
+    uint8_t byte = 0;
+    ReadExact(src_, bitmap_off_ + bitmap_half_ + pfn / 8, {&byte, 1},
+              "second bitmap");
+    if (!(byte >> (pfn % 8) & 1)) return nullptr;
+    uint64_t index = Rank(pfn) - Rank(start_pfn_);
+    if (index >= ndesc_) return nullptr;
+    uint8_t raw[kPageDescSize];
+    uint64_t at = desc_off_ + index * kPageDescSize;
+    if (src_.ReadAt(at, raw) != kPageDescSize) return nullptr;
+    ByteView v(raw, at, "page descriptor");
+    Desc d;
+    d.offset = static_cast<int64_t>(v.Le64(0));
+    d.size = v.Le32(8);
+    d.flags = v.Le32(12);
+    if (!Valid(d)) return nullptr;
+    Bytes data(d.size), page(block_size_);
+    if (src_.ReadAt(static_cast<uint64_t>(d.offset), data) != d.size)
+      return nullptr;
+    if (!DecodePage(d.flags, data, page).empty()) return nullptr;
+    if (page_cache_.size() >= 256) page_cache_.clear();
+    return &(page_cache_[pfn] = std::move(page));
   }
 
   std::optional<PageJob> NextJob() {
@@ -515,6 +586,8 @@ class KdumpReader : public DumpReader {
   bool walkable_ = false;
   std::optional<DescWalker> walker_;
   std::optional<PageJob> pending_;
+  std::vector<uint64_t> rank_;
+  std::map<uint64_t, Bytes> page_cache_;
 };
 
 class SplitSetReader : public DumpReader {
@@ -590,6 +663,28 @@ class SplitSetReader : public DumpReader {
     uint64_t n = 0;
     for (const auto& r : readers_) n += r->PageCount();
     return n;
+  }
+
+  bool ReadPhysical(uint64_t paddr, std::span<uint8_t> out) override {
+    // Page by page: consecutive pages may lie in different parts.
+    size_t done = 0;
+    while (done < out.size()) {
+      uint64_t pa = paddr + done;
+      KdumpReader* part = nullptr;
+      uint64_t ps = 0;
+      for (auto& r : readers_) {
+        ps = r->block_size();
+        if (r->HasPfn(pa / ps)) {
+          part = r.get();
+          break;
+        }
+      }
+      if (!part) return false;
+      size_t n = std::min<uint64_t>(out.size() - done, ps - pa % ps);
+      if (!part->ReadPhysical(pa, out.subspan(done, n))) return false;
+      done += n;
+    }
+    return true;
   }
 
  private:

@@ -105,6 +105,10 @@ json TriggerJson(const TriggerReport& t) {
   } else {
     j["panic_line"] = nullptr;
   }
+  j["kernel_log"] = {
+      {"source", t.log_source.empty() ? json(nullptr) : json(t.log_source)},
+      {"records", Opt(t.log_records)},
+      {"note", t.log_note.empty() ? json(nullptr) : json(t.log_note)}};
   j["panic_message"] = Opt(t.panic_message);
   j["panic_message_source"] = t.panic_message ? json(t.panic_message_source)
                                               : json(nullptr);

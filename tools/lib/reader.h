@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -87,6 +88,11 @@ class DumpReader {
   virtual bool NextBatch(std::vector<PageJob>& batch) = 0;
   // Number of pages NextBatch will hand out (for progress).
   virtual uint64_t PageCount() const = 0;
+  // After CheckStructure: reads physical memory at `paddr` (crossing pages
+  // as needed).  Returns false when any byte is not in the dump (excluded,
+  // cut, or a page that does not decode).  Not thread-safe; independent of
+  // NextBatch.
+  virtual bool ReadPhysical(uint64_t paddr, std::span<uint8_t> out) = 0;
 };
 
 enum class Probe { kNotMine, kMine, kTooShort };

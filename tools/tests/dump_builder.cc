@@ -14,6 +14,8 @@
 #include <fstream>
 #include <stdexcept>
 
+#include <fmt/format.h>
+
 #include "codec.h"
 #include "nmimgr_record.h"
 
@@ -51,7 +53,8 @@ void AddNote(Bytes& b, const std::string& name, uint32_t type,
 std::string Vmcoreinfo(const DumpSpec& s) {
   return "OSRELEASE=" + s.release + "\nPAGESIZE=" +
          std::to_string(s.page_size) + "\nCRASHTIME=" +
-         std::to_string(s.crash_time) + "\nNUMBER(pgtable_l5_enabled)=0\n";
+         std::to_string(s.crash_time) + "\nNUMBER(pgtable_l5_enabled)=0\n" +
+         s.extra_vmcoreinfo;
 }
 
 // ELF notes: one NT_PRSTATUS per CPU, then VMCOREINFO.  Returns the notes
@@ -224,6 +227,79 @@ Bytes Record(uint8_t raw, uint8_t mask, uint8_t type, uint32_t cpu,
   Put(r, 56, 1, 8);
   Put(r, 92, nmimgr_record_checksum(r.data()), 4);
   return r;
+}
+
+void AddPrintkRing(DumpSpec& spec, const std::vector<PrintkRecord>& records,
+                   uint64_t first_id, uint64_t first_lpos, bool direct_map) {
+  const uint64_t kMap = 0xffffffff80000000ull, kPhysBase = 40 * 4096;
+  const uint64_t kDirect = 0xffff888000000000ull;
+  auto text_va = [&](uint64_t pa) { return kMap + pa - kPhysBase; };
+  auto pa = [](uint64_t pfn, uint64_t off = 0) { return pfn * 4096 + off; };
+  std::map<uint64_t, Bytes> pg;
+  for (uint64_t pfn = 50; pfn <= 56; ++pfn) pg[pfn] = Bytes(4096, 0);
+  const uint64_t rb = 256, count_bits = 4, size_bits = 12;
+  const uint64_t count = 1 << count_bits, ring = 1 << size_bits;
+  Bytes& p50 = pg[50];
+  Put(p50, 0, text_va(pa(50, rb)), 8);  // prb
+  Put(p50, rb + 0, count_bits, 4);
+  Put(p50, rb + 8, direct_map ? kDirect + pa(51) : text_va(pa(51)), 8);
+  Put(p50, rb + 16, text_va(pa(52)), 8);
+  uint64_t last_id = first_id + records.size() - 1;
+  Put(p50, rb + 24, last_id, 8);
+  Put(p50, rb + 32, first_id, 8);
+  Put(p50, rb + 48, size_bits, 4);
+  Put(p50, rb + 56, text_va(pa(53)), 8);
+  uint64_t lpos = first_lpos;
+  for (size_t i = 0; i < records.size(); ++i) {
+    uint64_t id = first_id + i, idx = id & (count - 1);
+    const std::string& t = records[i].text;
+    uint64_t blk = RoundUp(8 + t.size(), 8);
+    uint64_t begin = lpos, at = lpos & (ring - 1), next;
+    if (at + blk > ring) {  // wraps: the block goes to the ring's start
+      at = 0;
+      next = ((lpos >> size_bits) + 1) * ring + blk;
+    } else {
+      next = lpos + blk;
+    }
+    Put(pg[53], at, id, 8);
+    PutStr(pg[53], at + 8, t);
+    Put(pg[51], idx * 24, (2ull << 62) | id, 8);
+    Put(pg[51], idx * 24 + 8, begin, 8);
+    Put(pg[51], idx * 24 + 16, next, 8);
+    Put(pg[52], idx * 88, id, 8);
+    Put(pg[52], idx * 88 + 8, records[i].ts_nsec, 8);
+    Put(pg[52], idx * 88 + 16, t.size(), 2);
+    lpos = next;
+  }
+  // Page tables: PGD at pfn 54 -> PUD at 55 -> PMD at 56 -> one 2 MiB page
+  // at physical 0, mapped at the direct map's start.
+  Put(pg[54], ((kDirect >> 39) & 511) * 8, pa(55) | 0x63, 8);
+  Put(pg[55], 0, pa(56) | 0x63, 8);
+  Put(pg[56], 0, 0x83, 8);
+  for (auto& [pfn, page] : pg) spec.pages[pfn] = page;
+  spec.extra_vmcoreinfo +=
+      "SYMBOL(prb)=" + fmt::format("{:x}", text_va(pa(50))) +
+      "\nSYMBOL(init_top_pgt)=" + fmt::format("{:x}", text_va(pa(54))) +
+      "\nNUMBER(phys_base)=" + std::to_string(kPhysBase) +
+      "\nOFFSET(printk_ringbuffer.desc_ring)=0"
+      "\nOFFSET(printk_ringbuffer.text_data_ring)=48"
+      "\nOFFSET(prb_desc_ring.count_bits)=0"
+      "\nOFFSET(prb_desc_ring.descs)=8"
+      "\nOFFSET(prb_desc_ring.infos)=16"
+      "\nOFFSET(prb_desc_ring.head_id)=24"
+      "\nOFFSET(prb_desc_ring.tail_id)=32"
+      "\nSIZE(prb_desc)=24"
+      "\nOFFSET(prb_desc.state_var)=0"
+      "\nOFFSET(prb_desc.text_blk_lpos)=8"
+      "\nOFFSET(prb_data_blk_lpos.begin)=0"
+      "\nOFFSET(prb_data_blk_lpos.next)=8"
+      "\nSIZE(printk_info)=88"
+      "\nOFFSET(printk_info.seq)=0"
+      "\nOFFSET(printk_info.ts_nsec)=8"
+      "\nOFFSET(printk_info.text_len)=16"
+      "\nOFFSET(prb_data_ring.size_bits)=0"
+      "\nOFFSET(prb_data_ring.data)=8"
+      "\nOFFSET(atomic_long_t.counter)=0\n";
 }
 
 Bytes BuildKdump(const DumpSpec& spec, Layout* layout) {

@@ -34,7 +34,24 @@ struct DumpSpec {
   int64_t crash_time = 1764099990;  // vmcoreinfo CRASHTIME
   uint32_t cpus = 2;                // NT_PRSTATUS notes
   bool incomplete_flag = false;
+  std::string extra_vmcoreinfo;     // appended to VMCOREINFO
 };
+
+struct PrintkRecord {
+  uint64_t ts_nsec;
+  std::string text;
+};
+
+// Lays out a printk ring buffer (Linux 5.10+ format) in pages 50-56 of
+// `spec` (which must describe at least 64 pfns), with phys_base at pfn 40,
+// and adds the VMCOREINFO that describes it.  Record ids start at `first_id`,
+// text at ring position `first_lpos` (a block that does not fit before the
+// end of the 4 KiB ring wraps to its start).  With `direct_map` the
+// descriptor array is addressed through the direct map and so through page
+// tables at init_top_pgt.
+void AddPrintkRing(DumpSpec& spec, const std::vector<PrintkRecord>& records,
+                   uint64_t first_id = 0, uint64_t first_lpos = 0,
+                   bool direct_map = false);
 
 // Where the structures of a built dump lie.
 struct Layout {

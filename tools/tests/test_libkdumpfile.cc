@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "codec.h"
+#include "kernel_log.h"
 #include "scan.h"
 #include "test_support.h"
 
@@ -126,6 +127,38 @@ TEST_CASE("reads the same pages as libkdumpfile from real dumps",
     if (path.empty()) continue;
     CAPTURE(path);
     CHECK(CrossCheck(path, 4000) > 0);
+  }
+}
+
+TEST_CASE("reads the same kernel log as makedumpfile --dump-dmesg from real "
+          "dumps",
+          "[unit][kernel-log][real]") {
+  const char* env = std::getenv("NMIMGR_REAL_DUMPS");
+  if (!env || !*env || std::system("command -v makedumpfile >/dev/null") != 0) {
+    SUCCEED("NMIMGR_REAL_DUMPS not set or no makedumpfile");
+    return;
+  }
+  std::istringstream in(env);
+  for (std::string path; std::getline(in, path, ':');) {
+    if (path.empty()) continue;
+    CAPTURE(path);
+    TempDir tmp;
+    std::string cmd = "makedumpfile --dump-dmesg '" + path + "' '" +
+                      (tmp / "dmesg") + "' >/dev/null 2>&1";
+    if (std::system(cmd.c_str()) != 0) continue;  // e.g. a split part
+    Bytes want = ReadFile(tmp / "dmesg");
+    v::FileSource src(path);
+    std::unique_ptr<v::DumpReader> reader =
+        v::ProbeKdump(src) == v::Probe::kMine ? v::OpenKdumpReader(src)
+                                              : v::OpenElfReader(src);
+    v::DumpFacts facts;
+    v::Findings findings;
+    reader->CheckStructure(facts, findings);
+    std::string why;
+    auto log = v::ReadKernelLog(*reader, facts, &why);
+    INFO(why);
+    REQUIRE(log);
+    CHECK(log->text == std::string(want.begin(), want.end()));
   }
 }
 

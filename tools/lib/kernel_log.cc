@@ -1,0 +1,235 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include "kernel_log.h"
+
+#include <fmt/format.h>
+
+#include <charconv>
+#include <cstring>
+#include <vector>
+
+#include "checked.h"
+#include "notes.h"
+
+namespace nmimgr::vmcore {
+namespace {
+
+constexpr uint64_t kStartKernelMap = 0xffffffff80000000ull;
+constexpr uint64_t kPteAddrMask = 0x000ffffffffff000ull;
+constexpr uint64_t kMaxRingBytes = 64ull << 20;
+
+class Fail : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class Vmcoreinfo {
+ public:
+  explicit Vmcoreinfo(const std::string& text) : text_(text) {}
+  uint64_t Hex(const std::string& key) const {
+    return Parse(key, 16);
+  }
+  uint64_t Dec(const std::string& key) const { return Parse(key, 10); }
+  bool Has(const std::string& key) const {
+    return VmcoreinfoValue(text_, key).has_value();
+  }
+
+ private:
+  uint64_t Parse(const std::string& key, int base) const {
+    auto v = VmcoreinfoValue(text_, key);
+    if (!v) throw Fail("vmcoreinfo has no " + key);
+    int64_t sv = 0;
+    uint64_t uv = 0;
+    const char* b = v->data();
+    const char* e = b + v->size();
+    if (base == 10 && !v->empty() && (*v)[0] == '-') {
+      auto [p, ec] = std::from_chars(b, e, sv, base);
+      if (ec == std::errc() && p == e) return static_cast<uint64_t>(sv);
+    } else {
+      auto [p, ec] = std::from_chars(b, e, uv, base);
+      if (ec == std::errc() && p == e) return uv;
+    }
+    throw Fail(fmt::format("vmcoreinfo {}={} is not a number", key, *v));
+  }
+  const std::string& text_;
+};
+
+class Memory {
+ public:
+  Memory(DumpReader& r, const Vmcoreinfo& vi) : r_(r) {
+    phys_base_ = vi.Dec("NUMBER(phys_base)");
+    uint64_t pgt = vi.Hex("SYMBOL(init_top_pgt)");
+    if (pgt < kStartKernelMap) throw Fail("init_top_pgt is not a kernel symbol");
+    root_ = pgt - kStartKernelMap + phys_base_;
+    levels_ = vi.Has("NUMBER(pgtable_l5_enabled)") &&
+                      vi.Dec("NUMBER(pgtable_l5_enabled)") != 0
+                  ? 5
+                  : 4;
+  }
+
+  void Read(uint64_t va, std::span<uint8_t> out, const char* what) {
+    size_t done = 0;
+    while (done < out.size()) {
+      uint64_t v = va + done;
+      size_t n = std::min<uint64_t>(out.size() - done, 4096 - v % 4096);
+      uint64_t pa = Translate(v, what);
+      if (!r_.ReadPhysical(pa, out.subspan(done, n)))
+        throw Fail(fmt::format("{} at {:#x} (physical {:#x}) is not in the "
+                               "dump",
+                               what, v, pa));
+      done += n;
+    }
+  }
+
+  uint64_t U64(uint64_t va, const char* what) {
+    uint8_t b[8];
+    Read(va, b, what);
+    return ByteView(b, 0, what).Le64(0);
+  }
+  uint32_t U32(uint64_t va, const char* what) {
+    uint8_t b[4];
+    Read(va, b, what);
+    return ByteView(b, 0, what).Le32(0);
+  }
+
+ private:
+  uint64_t Translate(uint64_t va, const char* what) {
+    if (va >= kStartKernelMap) return va - kStartKernelMap + phys_base_;
+    uint64_t table = root_;
+    for (int level = levels_; level >= 1; --level) {
+      int shift = 12 + 9 * (level - 1);
+      uint64_t index = (va >> shift) & 511;
+      uint8_t b[8];
+      if (!r_.ReadPhysical(table + index * 8, b))
+        throw Fail(fmt::format("page table for {} at {:#x} is not in the dump",
+                               what, va));
+      uint64_t e = ByteView(b, 0, "page table entry").Le64(0);
+      if (!(e & 1))
+        throw Fail(fmt::format("{} at {:#x} is not mapped", what, va));
+      if (level == 1 || ((level == 2 || level == 3) && (e & 0x80))) {
+        uint64_t page_mask = (1ull << shift) - 1;
+        return ((e & kPteAddrMask) & ~page_mask) | (va & page_mask);
+      }
+      table = e & kPteAddrMask;
+    }
+    throw Fail("page walk fell through");
+  }
+
+  DumpReader& r_;
+  uint64_t phys_base_ = 0, root_ = 0;
+  int levels_ = 4;
+};
+
+KernelLog Read(DumpReader& reader, const DumpFacts& facts) {
+  if (!facts.machine.empty() && facts.machine != "x86_64")
+    throw Fail("reading the kernel log is supported on x86_64 only, not " +
+               facts.machine);
+  Vmcoreinfo vi(facts.vmcoreinfo);
+  if (!vi.Has("SYMBOL(prb)"))
+    throw Fail("vmcoreinfo has no SYMBOL(prb) (kernel older than 5.10?)");
+  Memory mem(reader, vi);
+  auto off = [&](const char* k) { return vi.Dec(std::string("OFFSET(") + k + ")"); };
+  auto size = [&](const char* k) { return vi.Dec(std::string("SIZE(") + k + ")"); };
+  const uint64_t counter = off("atomic_long_t.counter");
+
+  uint64_t prb = mem.U64(vi.Hex("SYMBOL(prb)"), "prb");
+  uint64_t desc_ring = prb + off("printk_ringbuffer.desc_ring");
+  uint64_t text_ring = prb + off("printk_ringbuffer.text_data_ring");
+  uint32_t count_bits =
+      mem.U32(desc_ring + off("prb_desc_ring.count_bits"), "count_bits");
+  uint64_t descs = mem.U64(desc_ring + off("prb_desc_ring.descs"), "descs");
+  uint64_t infos = mem.U64(desc_ring + off("prb_desc_ring.infos"), "infos");
+  uint64_t head_id =
+      mem.U64(desc_ring + off("prb_desc_ring.head_id") + counter, "head_id");
+  uint64_t tail_id =
+      mem.U64(desc_ring + off("prb_desc_ring.tail_id") + counter, "tail_id");
+  uint32_t size_bits =
+      mem.U32(text_ring + off("prb_data_ring.size_bits"), "size_bits");
+  uint64_t data = mem.U64(text_ring + off("prb_data_ring.data"), "data");
+
+  const uint64_t desc_size = size("prb_desc"), info_size = size("printk_info");
+  if (count_bits > 24 || size_bits > 26 || size_bits < 4 || desc_size < 24 ||
+      info_size < 24)
+    throw Fail(fmt::format("printk ring sizes are impossible (count_bits {}, "
+                           "size_bits {})",
+                           count_bits, size_bits));
+  const uint64_t count = 1ull << count_bits, ring = 1ull << size_bits;
+  if (count * (desc_size + info_size) + ring > kMaxRingBytes)
+    throw Fail("printk ring is too large");
+  std::vector<uint8_t> dbuf(count * desc_size), ibuf(count * info_size),
+      text(ring);
+  mem.Read(descs, dbuf, "printk descriptors");
+  mem.Read(infos, ibuf, "printk infos");
+  mem.Read(data, text, "printk text");
+  ByteView dv(dbuf, 0, "printk descriptors"), iv(ibuf, 0, "printk infos"),
+      tv(text, 0, "printk text");
+
+  const uint64_t sv_off = off("prb_desc.state_var") + counter;
+  const uint64_t lpos_off = off("prb_desc.text_blk_lpos");
+  const uint64_t begin_off = lpos_off + off("prb_data_blk_lpos.begin");
+  const uint64_t next_off = lpos_off + off("prb_data_blk_lpos.next");
+  const uint64_t ts_off = off("printk_info.ts_nsec");
+  const uint64_t len_off = off("printk_info.text_len");
+  constexpr uint64_t kIdMask = ~(3ull << 62);
+
+  KernelLog log;
+  uint64_t id = tail_id & kIdMask;
+  for (uint64_t n = 0; n <= count; ++n, id = (id + 1) & kIdMask) {
+    uint64_t idx = id & (count - 1);
+    ByteView d = dv.Slice(idx * desc_size, desc_size);
+    uint64_t sv = d.Le64(sv_off);
+    uint64_t state = sv >> 62;
+    bool done = id == (head_id & kIdMask);
+    if ((sv & kIdMask) == id && (state == 1 || state == 2)) {
+      uint64_t begin = d.Le64(begin_off), next = d.Le64(next_off);
+      ByteView info = iv.Slice(idx * info_size, info_size);
+      uint64_t ts = info.Le64(ts_off);
+      uint16_t text_len = info.Le16(len_off);
+      std::string line;
+      if (!(begin & 1) && !(next & 1)) {
+        uint64_t b = begin & (ring - 1), blk;
+        if ((begin >> size_bits) == (next >> size_bits)) {
+          blk = next - begin;
+        } else {
+          b = 0;
+          blk = next & (ring - 1);
+        }
+        if (blk >= 8 && b + blk <= ring)
+          line = tv.Slice(b + 8, std::min<uint64_t>(text_len, blk - 8))
+                     .CString(0, std::min<uint64_t>(text_len, blk - 8));
+      }
+      // Continuation lines are indented under the text, as dmesg and
+      // makedumpfile --dump-dmesg print them.
+      std::string prefix = fmt::format("[{:5}.{:06}] ", ts / 1000000000,
+                                       ts % 1000000000 / 1000);
+      std::string indent(prefix.size(), ' ');
+      log.text += prefix;
+      for (char c : line) {
+        log.text += c;
+        if (c == '\n') log.text += indent;
+      }
+      log.text += '\n';
+      ++log.records;
+    }
+    if (done) break;
+  }
+  return log;
+}
+
+}  // namespace
+
+std::optional<KernelLog> ReadKernelLog(DumpReader& reader,
+                                       const DumpFacts& facts,
+                                       std::string* why) {
+  try {
+    return Read(reader, facts);
+  } catch (const Fail& e) {
+    if (why) *why = e.what();
+  } catch (const CorruptError& e) {
+    if (why) *why = e.what();
+  } catch (const TruncatedError& e) {
+    if (why) *why = e.what();
+  }
+  return std::nullopt;
+}
+
+}  // namespace nmimgr::vmcore
