@@ -44,15 +44,17 @@ int main(int argc, char** argv) {
       "print nothing; only the exit status tells")(
       "deep", po::bool_switch(&opts.check.deep),
       "decompress every page and check it against its descriptor")(
-      "no-scan", "structure only: do not read page data (no trigger record "
-                 "search; the panic line comes from a saved dmesg file only)")(
+      "no-scan",
+      "structure only: do not read page data (no trigger record "
+      "search; the panic line comes from a saved dmesg file only)")(
       "annotate", po::bool_switch(&opts.annotate),
       "write the finding next to each dump as nmimgr.json")(
       "threads", po::value<unsigned>(&threads),
       "threads for page decoding (default: all cores)")(
       "verbose,v", "log what is being done to stderr");
   po::options_description hidden;
-  hidden.add_options()("path", po::value<std::vector<std::string>>(&opts.paths));
+  hidden.add_options()("path",
+                       po::value<std::vector<std::string>>(&opts.paths));
   po::options_description all;
   all.add(desc).add(hidden);
   po::positional_options_description pos;
@@ -60,11 +62,9 @@ int main(int argc, char** argv) {
 
   po::variables_map vm;
   try {
-    po::store(po::command_line_parser(argc, argv)
-                  .options(all)
-                  .positional(pos)
-                  .run(),
-              vm);
+    po::store(
+        po::command_line_parser(argc, argv).options(all).positional(pos).run(),
+        vm);
     po::notify(vm);
   } catch (const po::error& e) {
     std::cerr << "nmimgr-vmcore-check: " << e.what() << "\n" << kUsage;

@@ -69,8 +69,8 @@ std::string Annotate(const DumpResult& r) {
       int err = errno;
       ::close(fd);
       ::unlink(tmp.c_str());
-      throw IoError(fmt::format("annotating {}: writing {}: {}", r.set.dir,
-                                tmp, std::strerror(err)));
+      throw IoError(fmt::format("annotating {}: writing {}: {}", r.set.dir, tmp,
+                                std::strerror(err)));
     }
     done += static_cast<size_t>(n);
   }

@@ -102,11 +102,11 @@ class Progress {
 void CheckInto(DumpResult& r, const CheckOptions& opts) {
   const DumpSet& set = r.set;
   if (set.name_incomplete)
-    r.findings.Add(Severity::kIncomplete, "incomplete-name",
-                   fmt::format("the name {} says the capture did not finish",
-                               std::filesystem::path(set.files.front())
-                                   .filename()
-                                   .string()));
+    r.findings.Add(
+        Severity::kIncomplete, "incomplete-name",
+        fmt::format(
+            "the name {} says the capture did not finish",
+            std::filesystem::path(set.files.front()).filename().string()));
   Opened opened;
   std::unique_ptr<DumpReader> reader;
   std::vector<Opened> parts;
@@ -251,8 +251,10 @@ int Run(const Options& opts, std::ostream& out, std::ostream& err) {
     spdlog::debug("checking {}", set.files.front());
     results.push_back(CheckDump(set, opts.check));
     const DumpResult& r = results.back();
-    if (r.verdict == Verdict::kUnreadable) status = 2;
-    else if (r.verdict != Verdict::kComplete && status == 0) status = 1;
+    if (r.verdict == Verdict::kUnreadable)
+      status = 2;
+    else if (r.verdict != Verdict::kComplete && status == 0)
+      status = 1;
     if (opts.annotate && r.verdict != Verdict::kUnreadable) {
       try {
         std::string what = Annotate(r);

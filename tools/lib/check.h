@@ -30,9 +30,9 @@ struct CheckOptions {
 };
 
 struct TriggerReport {
-  std::vector<TriggerRecord> records;      // valid, fired records
-  std::optional<PanicLine> line;           // nmimgr's panic line
-  std::string line_source;                 // "dmesg-file" or "dump-memory"
+  std::vector<TriggerRecord> records;        // valid, fired records
+  std::optional<PanicLine> line;             // nmimgr's panic line
+  std::string line_source;                   // "dmesg-file" or "dump-memory"
   std::optional<std::string> panic_message;  // the kernel's panic message
   std::string panic_message_source;
   std::optional<double> panic_log_time;
@@ -41,7 +41,7 @@ struct TriggerReport {
   // ring buffer in the dump), "dump-memory" (text scan of page data), "".
   std::string log_source;
   std::optional<uint64_t> log_records;  // records read from the ring buffer
-  std::string log_note;  // why the ring buffer could not be read
+  std::string log_note;                 // why the ring buffer could not be read
 };
 
 struct DumpResult {
@@ -49,8 +49,8 @@ struct DumpResult {
   Verdict verdict = Verdict::kComplete;
   DumpFacts facts;
   Findings findings;
-  std::string container;  // "flattened" or ""
-  std::string outer;      // "xz", "gzip", "bzip2", "lz4" or ""
+  std::string container;           // "flattened" or ""
+  std::string outer;               // "xz", "gzip", "bzip2", "lz4" or ""
   std::string scan_mode = "none";  // "none", "trigger", "deep"
   ScanStats scan;
   TriggerReport trigger;

@@ -74,8 +74,8 @@ std::string DecodePage(uint32_t flags, std::span<const uint8_t> in,
       if (!snappy::GetUncompressedLength(p, in.size(), &len))
         return "snappy data does not decompress (bad length)";
       if (len != want)
-        return fmt::format("snappy data decompresses to {} bytes, not {}",
-                           len, want);
+        return fmt::format("snappy data decompresses to {} bytes, not {}", len,
+                           want);
       if (!snappy::RawUncompress(p, in.size(),
                                  reinterpret_cast<char*>(out.data())))
         return "snappy data does not decompress";
@@ -95,8 +95,7 @@ std::string DecodePage(uint32_t flags, std::span<const uint8_t> in,
   return fmt::format("invalid compression flags {:#x}", flags);
 }
 
-bool EncodePage(uint32_t flags, std::span<const uint8_t> in,
-                std::string& out) {
+bool EncodePage(uint32_t flags, std::span<const uint8_t> in, std::string& out) {
   switch (flags & kDumpCodecMask) {
     case 0:
       out.assign(reinterpret_cast<const char*>(in.data()), in.size());

@@ -31,8 +31,7 @@ std::string DecodePage(uint32_t flags, std::span<const uint8_t> in,
                        std::span<uint8_t> out);
 
 // Encoders, for the test builder.  Return false when the codec fails.
-bool EncodePage(uint32_t flags, std::span<const uint8_t> in,
-                std::string& out);
+bool EncodePage(uint32_t flags, std::span<const uint8_t> in, std::string& out);
 
 }  // namespace nmimgr::vmcore
 

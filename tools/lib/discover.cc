@@ -24,7 +24,8 @@ bool StartsWith(const std::string& s, std::string_view p) {
   return s.compare(0, p.size(), p) == 0;
 }
 bool EndsWith(const std::string& s, std::string_view p) {
-  return s.size() >= p.size() && s.compare(s.size() - p.size(), p.size(), p) == 0;
+  return s.size() >= p.size() &&
+         s.compare(s.size() - p.size(), p.size(), p) == 0;
 }
 
 bool IsDmesgName(const std::string& n) {
@@ -44,8 +45,8 @@ std::vector<std::string> SortedEntries(const fs::path& dir,
        it.increment(ec))
     names.push_back(it->path().filename().string());
   if (ec)
-    errors.push_back(fmt::format("reading directory {}: {}", dir.string(),
-                                 ec.message()));
+    errors.push_back(
+        fmt::format("reading directory {}: {}", dir.string(), ec.message()));
   std::sort(names.begin(), names.end());
   return names;
 }
@@ -71,7 +72,10 @@ bool LooksLikeDump(const fs::path& p) {
     uint8_t m[13] = {};
     size_t n = src.ReadAt(0, m);
     std::string_view head(reinterpret_cast<const char*>(m), n);
-    return head.starts_with("KDUMP   ") || head.starts_with("\x7f" "ELF") ||
+    return head.starts_with("KDUMP   ") ||
+           head.starts_with(
+               "\x7f"
+               "ELF") ||
            head.starts_with(std::string_view("makedumpfile\0", 13)) ||
            DetectOuter(src) != OuterKind::kNone;
   } catch (const std::exception&) {
@@ -109,8 +113,7 @@ void ScanDumpDir(const fs::path& dir, Discovery& out,
       // Unreadable: the check reports it.
     }
     if (id && id->split)
-      splits[{id->utsname_release, id->nodename, id->timestamp,
-              id->max_mapnr}]
+      splits[{id->utsname_release, id->nodename, id->timestamp, id->max_mapnr}]
           .push_back({id->start_pfn, path});
     else
       singles.push_back(path);
@@ -202,8 +205,7 @@ Discovery Discover(const std::vector<std::string>& paths) {
       continue;
     }
     if (!S_ISDIR(st.st_mode)) {
-      out.errors.push_back(
-          fmt::format("{}: not a file or directory", p));
+      out.errors.push_back(fmt::format("{}: not a file or directory", p));
       continue;
     }
     if (HasDumpFiles(path)) {

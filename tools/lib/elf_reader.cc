@@ -124,7 +124,8 @@ class ElfReader : public DumpReader {
     j.pfn = (s.paddr + at) / page_size_;
     j.index = s.index;
     j.offset = s.offset + at;
-    j.size = static_cast<uint32_t>(std::min<uint64_t>(page_size_, s.avail - at));
+    j.size =
+        static_cast<uint32_t>(std::min<uint64_t>(page_size_, s.avail - at));
     j.flags = 0;
     return j;
   }
@@ -135,18 +136,17 @@ class ElfReader : public DumpReader {
     size_t got = src_.ReadAt(0, eb);
     if (got < eb.size())
       throw TruncatedError(fmt::format(
-          "elf header: file ends at {} bytes, within the 64-byte header",
-          got));
+          "elf header: file ends at {} bytes, within the 64-byte header", got));
     ByteView e(eb, 0, "elf header");
     if (e.U8(4) != 2)
-      throw CorruptError(fmt::format(
-          "elf header: class {} is not ELFCLASS64", e.U8(4)));
+      throw CorruptError(
+          fmt::format("elf header: class {} is not ELFCLASS64", e.U8(4)));
     if (e.U8(5) != 1)
       throw CorruptError(fmt::format(
           "elf header: data encoding {} is not little-endian", e.U8(5)));
     if (e.Le16(16) != 4)
-      throw CorruptError(fmt::format(
-          "elf header: type {} is not ET_CORE", e.Le16(16)));
+      throw CorruptError(
+          fmt::format("elf header: type {} is not ET_CORE", e.Le16(16)));
     if (e.Le16(54) != kPhdrSize)
       throw CorruptError(fmt::format(
           "elf header: program header size {} is not 56", e.Le16(54)));
@@ -164,14 +164,14 @@ class ElfReader : public DumpReader {
     }
     uint64_t ph_len = CheckedMul(phnum, kPhdrSize, "program headers");
     uint64_t ph_end = CheckedAdd(phoff, ph_len, "program headers");
-    if (phnum == 0)
-      throw CorruptError("elf header: no program headers");
+    if (phnum == 0) throw CorruptError("elf header: no program headers");
     if (ph_end > file_size)
       throw TruncatedError(fmt::format(
           "program headers: {} headers at offset {} end past the end of the "
           "file ({})",
           phnum, phoff, file_size));
-    std::vector<uint8_t> pb = ReadVector(src_, phoff, ph_len, "program headers");
+    std::vector<uint8_t> pb =
+        ReadVector(src_, phoff, ph_len, "program headers");
     ByteView ph(pb, phoff, "program headers");
 
     std::vector<Segment> notes;
@@ -180,8 +180,8 @@ class ElfReader : public DumpReader {
       uint32_t type = p.Le32(0);
       if (type != kPtLoad && type != kPtNote) continue;
       Segment s{i, p.Le64(8), p.Le64(24), p.Le64(32), p.Le64(40), 0};
-      uint64_t end = CheckedAdd(s.offset, s.filesz,
-                                fmt::format("segment {}", i));
+      uint64_t end =
+          CheckedAdd(s.offset, s.filesz, fmt::format("segment {}", i));
       if (type == kPtLoad && s.filesz > s.memsz)
         throw CorruptError(fmt::format(
             "segment {} (paddr {:#x}): {} bytes in the file exceed its {} "
@@ -192,8 +192,8 @@ class ElfReader : public DumpReader {
             "segment {}: data at offset {} overlaps the elf and program "
             "headers (which end at {})",
             i, s.offset, ph_end));
-      s.avail = s.offset >= file_size ? 0
-                                      : std::min(s.filesz, file_size - s.offset);
+      s.avail =
+          s.offset >= file_size ? 0 : std::min(s.filesz, file_size - s.offset);
       (type == kPtLoad ? loads_ : notes).push_back(s);
     }
 
@@ -205,9 +205,10 @@ class ElfReader : public DumpReader {
             "file ({})",
             n.index, n.filesz, n.offset, file_size));
       if (n.filesz > (64u << 20))
-        throw CorruptError(fmt::format("note segment {}: size {} is "
-                                       "impossible",
-                                       n.index, n.filesz));
+        throw CorruptError(
+            fmt::format("note segment {}: size {} is "
+                        "impossible",
+                        n.index, n.filesz));
       std::vector<uint8_t> nb = ReadVector(src_, n.offset, n.filesz, "notes");
       NoteSummary ns = ParseNotes(nb, n.offset, findings);
       facts.cpus = facts.cpus.value_or(0) + ns.prstatus;
@@ -233,6 +234,26 @@ class ElfReader : public DumpReader {
                                  "offset {}",
                                  by_off[i - 1]->index, by_off[i]->index,
                                  by_off[i]->offset));
+
+    // /proc/vmcore maps the kernel image twice: a segment whose physical
+    // range lies inside another's is the same memory; count and scan it once.
+    std::vector<Segment> unique;
+    for (size_t i = 0; i < loads_.size(); ++i) {
+      const Segment& s = loads_[i];
+      bool inside = false;
+      for (size_t k = 0; k < loads_.size() && !inside; ++k) {
+        const Segment& o = loads_[k];
+        if (k == i || s.memsz == 0) continue;
+        bool contained = s.paddr >= o.paddr &&
+                         s.paddr - o.paddr + s.memsz <= o.memsz &&
+                         s.filesz <= s.memsz;
+        bool same = s.paddr == o.paddr && s.memsz == o.memsz;
+        inside = contained && (!same || k < i) &&
+                 s.paddr - o.paddr + s.filesz <= o.filesz;
+      }
+      if (!inside) unique.push_back(s);
+    }
+    loads_ = std::move(unique);
 
     uint64_t cut = 0;
     const Segment* first_cut = nullptr;
@@ -266,7 +287,11 @@ class ElfReader : public DumpReader {
 
 }  // namespace
 
-Probe ProbeElf(Source& src) { return ProbeMagic(src, "\x7f" "ELF"); }
+Probe ProbeElf(Source& src) {
+  return ProbeMagic(src,
+                    "\x7f"
+                    "ELF");
+}
 
 std::unique_ptr<DumpReader> OpenElfReader(Source& src) {
   return std::make_unique<ElfReader>(src);

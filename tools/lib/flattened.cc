@@ -80,7 +80,8 @@ FlattenedSource::FlattenedSource(Source& file, Findings& findings)
       return;
     }
     uint64_t data = pos + 16;
-    uint64_t uoff = static_cast<uint64_t>(off), ulen = static_cast<uint64_t>(len);
+    uint64_t uoff = static_cast<uint64_t>(off),
+             ulen = static_cast<uint64_t>(len);
     // Offsets are off_t: the record must end below 2^63.
     uint64_t lend = uoff + ulen;
     if (ulen > static_cast<uint64_t>(INT64_MAX) - uoff) {
@@ -138,9 +139,10 @@ size_t FlattenedSource::ReadAt(uint64_t offset, std::span<uint8_t> out) {
     std::span<uint8_t> dst = out.subspan(s - offset, e - s);
     uint64_t src = it->second.file_off + (s - it->first);
     if (file_.ReadAt(src, dst) != dst.size())
-      throw IoError(fmt::format("reading {}: flattened record data at "
-                                "offset {} vanished",
-                                file_.Name(), src));
+      throw IoError(
+          fmt::format("reading {}: flattened record data at "
+                      "offset {} vanished",
+                      file_.Name(), src));
   }
   return n;
 }

@@ -24,7 +24,7 @@ constexpr size_t kBatchPages = 256;
 struct Desc {
   uint64_t pfn = 0;
   uint64_t index = 0;
-  uint64_t at = 0;  // file offset of the descriptor
+  uint64_t at = 0;       // file offset of the descriptor
   bool present = false;  // false: the descriptor lies past the end
   int64_t offset = 0;
   uint32_t size = 0;
@@ -239,14 +239,14 @@ class KdumpReader : public DumpReader {
       for (uint64_t b = 0; b < blocks; ++b) {
         uint64_t lo = b * kRankBlock;
         uint64_t hi = std::min(max_mapnr_, lo + kRankBlock);
-        rank_[b + 1] = rank_[b] + (lo < hi ? CountBits(src_, off, lo, hi,
-                                                        "second bitmap")
-                                           : 0);
+        rank_[b + 1] =
+            rank_[b] +
+            (lo < hi ? CountBits(src_, off, lo, hi, "second bitmap") : 0);
       }
     }
     uint64_t b = pfn / kRankBlock;
-    return rank_[b] + CountBits(src_, off, b * kRankBlock, pfn,
-                                "second bitmap");
+    return rank_[b] +
+           CountBits(src_, off, b * kRankBlock, pfn, "second bitmap");
   }
 
   // The decoded page at `pfn`, or nullptr when it is not in the dump.
@@ -318,8 +318,8 @@ class KdumpReader : public DumpReader {
     size_t got = src_.ReadAt(0, hbuf);
     if (got < hbuf.size())
       throw TruncatedError(fmt::format(
-          "kdump header: file ends at {} bytes, within the {}-byte header",
-          got, kKdumpHeaderSize));
+          "kdump header: file ends at {} bytes, within the {}-byte header", got,
+          kKdumpHeaderSize));
     ByteView h(hbuf, 0, "kdump header");
     if (h.CString(0, 8) != kKdumpSignature)
       throw CorruptError("kdump header: bad signature");
@@ -383,8 +383,8 @@ class KdumpReader : public DumpReader {
             start_pfn_, end_pfn_, max_mapnr_));
     }
 
-    bitmap_off_ = CheckedMul(1 + static_cast<uint64_t>(sub_blocks),
-                             block_size_, "kdump bitmap offset");
+    bitmap_off_ = CheckedMul(1 + static_cast<uint64_t>(sub_blocks), block_size_,
+                             "kdump bitmap offset");
     uint64_t bitmap_len =
         CheckedMul(bitmap_blocks, block_size_, "kdump bitmap size");
     if (bitmap_blocks == 0 || bitmap_blocks % 2 != 0)
@@ -404,28 +404,26 @@ class KdumpReader : public DumpReader {
                       bool inside_sub) -> bool {
       if (size == 0) return false;
       if (size > kMaxMetadata)
-        throw CorruptError(
-            fmt::format("kdump sub-header: {} size {} is impossible", what,
-                        size));
+        throw CorruptError(fmt::format(
+            "kdump sub-header: {} size {} is impossible", what, size));
       uint64_t end = CheckedAdd(off, size, what);
-      if (inside_sub && (off < block_size_ + kKdumpSubHeaderSize ||
-                         end > bitmap_off_))
+      if (inside_sub &&
+          (off < block_size_ + kKdumpSubHeaderSize || end > bitmap_off_))
         throw CorruptError(fmt::format(
             "kdump sub-header: {} at [{}, {}) overlaps the headers or the "
             "bitmap (sub-header area [{}, {}))",
             what, off, end, block_size_, bitmap_off_));
       if (end > file_size_)
         throw TruncatedError(fmt::format(
-            "{}: {} bytes at offset {} end past the end of the file ({})",
-            what, size, off, file_size_));
+            "{}: {} bytes at offset {} end past the end of the file ({})", what,
+            size, off, file_size_));
       return true;
     };
     if (version >= 3 && region(s.Le64(32), s.Le64(40), "vmcoreinfo", true)) {
       std::vector<uint8_t> vi =
           ReadVector(src_, s.Le64(32), s.Le64(40), "vmcoreinfo");
-      ApplyVmcoreinfo(ByteView(vi, s.Le64(32), "vmcoreinfo")
-                          .CString(0, vi.size()),
-                      facts);
+      ApplyVmcoreinfo(
+          ByteView(vi, s.Le64(32), "vmcoreinfo").CString(0, vi.size()), facts);
     }
     if (version >= 4 && region(s.Le64(48), s.Le64(56), "elf notes", true)) {
       std::vector<uint8_t> nb =
@@ -447,16 +445,16 @@ class KdumpReader : public DumpReader {
           "bitmap: {} bytes at offset {} end past the end of the file ({})",
           bitmap_len, bitmap_off_, file_size_));
 
-    uint64_t present = CountBits(src_, bitmap_off_, start_pfn_, end_pfn_,
-                                 "first bitmap");
+    uint64_t present =
+        CountBits(src_, bitmap_off_, start_pfn_, end_pfn_, "first bitmap");
     uint64_t dumped = CountBits(src_, bitmap_off_ + bitmap_half_, start_pfn_,
                                 end_pfn_, "second bitmap");
     ndesc_ = dumped;
     facts.pages_dumped = dumped;
     facts.pages_excluded = present > dumped ? present - dumped : 0;
-    desc_end_ = CheckedAdd(desc_off_,
-                           CheckedMul(ndesc_, kPageDescSize, "descriptors"),
-                           "descriptor table end");
+    desc_end_ =
+        CheckedAdd(desc_off_, CheckedMul(ndesc_, kPageDescSize, "descriptors"),
+                   "descriptor table end");
     walkable_ = true;
     WalkDescriptors(facts, findings);
     if (erase_size && erase_off < std::max(desc_end_, data_end_))
@@ -488,10 +486,10 @@ class KdumpReader : public DumpReader {
     Desc d;
     while (w.Next(d)) {
       if (!d.present) {
-        note(missing, fmt::format(
-                          "page descriptor {} (pfn {}) at offset {} lies past "
-                          "the end of the file ({})",
-                          d.index, d.pfn, d.at, file_size_));
+        note(missing,
+             fmt::format("page descriptor {} (pfn {}) at offset {} lies past "
+                         "the end of the file ({})",
+                         d.index, d.pfn, d.at, file_size_));
         continue;
       }
       if (d.offset == 0 && d.size == 0 && d.flags == 0 && d.page_flags == 0) {
@@ -499,11 +497,11 @@ class KdumpReader : public DumpReader {
                                d.pfn, d.at));
         continue;
       }
-      std::string where = fmt::format("page descriptor {} (pfn {}) at offset {}",
-                                      d.index, d.pfn, d.at);
+      std::string where = fmt::format(
+          "page descriptor {} (pfn {}) at offset {}", d.index, d.pfn, d.at);
       if (d.flags & ~kDumpCodecMask || std::popcount(d.flags) > 1) {
-        note(bad, fmt::format("{}: flags {:#x} are not one codec", where,
-                              d.flags));
+        note(bad,
+             fmt::format("{}: flags {:#x} are not one codec", where, d.flags));
         continue;
       }
       if (d.size == 0 || d.size > block_size_ ||
@@ -563,8 +561,7 @@ class KdumpReader : public DumpReader {
                       zero.count, zero.first));
     if (past_end.count)
       Add(findings, Severity::kIncomplete, "truncated",
-          fmt::format("{}; {} pages are cut", past_end.first,
-                      past_end.count));
+          fmt::format("{}; {} pages are cut", past_end.first, past_end.count));
     if (bad.count)
       Add(findings, Severity::kCorrupt, "bad-descriptor",
           fmt::format("{}; {} descriptors are impossible", bad.first,
@@ -614,12 +611,13 @@ class SplitSetReader : public DumpReader {
       }
       facts.pages_dumped += pf.pages_dumped;
       facts.pages_excluded += pf.pages_excluded;
-      if (facts.pages_zero && pf.pages_zero) *facts.pages_zero += *pf.pages_zero;
+      if (facts.pages_zero && pf.pages_zero)
+        *facts.pages_zero += *pf.pages_zero;
       if (!pf.header_version) continue;  // header unreadable: range unknown
       if (!pf.split)
-        findings.Add(Severity::kCorrupt, "split-mismatch",
-                     fmt::format("split set: part {} is not a split part",
-                                 i + 1));
+        findings.Add(
+            Severity::kCorrupt, "split-mismatch",
+            fmt::format("split set: part {} is not a split part", i + 1));
       if (max_mapnr && readers_[i]->max_mapnr() != max_mapnr)
         findings.Add(Severity::kCorrupt, "split-mismatch",
                      fmt::format("split set: part {} describes {} pages, "
@@ -639,9 +637,9 @@ class SplitSetReader : public DumpReader {
                      fmt::format("split set: no part covers pfns [{}, {})",
                                  covered, r.start));
       else if (r.start < covered)
-        findings.Add(Severity::kCorrupt, "overlap",
-                     fmt::format("split set: parts overlap at pfn {}",
-                                 r.start));
+        findings.Add(
+            Severity::kCorrupt, "overlap",
+            fmt::format("split set: parts overlap at pfn {}", r.start));
       covered = std::max(covered, r.end);
     }
     if (!ranges.empty() && covered < max_mapnr)

@@ -25,9 +25,7 @@ class Fail : public std::runtime_error {
 class Vmcoreinfo {
  public:
   explicit Vmcoreinfo(const std::string& text) : text_(text) {}
-  uint64_t Hex(const std::string& key) const {
-    return Parse(key, 16);
-  }
+  uint64_t Hex(const std::string& key) const { return Parse(key, 16); }
   uint64_t Dec(const std::string& key) const { return Parse(key, 10); }
   bool Has(const std::string& key) const {
     return VmcoreinfoValue(text_, key).has_value();
@@ -58,7 +56,8 @@ class Memory {
   Memory(DumpReader& r, const Vmcoreinfo& vi) : r_(r) {
     phys_base_ = vi.Dec("NUMBER(phys_base)");
     uint64_t pgt = vi.Hex("SYMBOL(init_top_pgt)");
-    if (pgt < kStartKernelMap) throw Fail("init_top_pgt is not a kernel symbol");
+    if (pgt < kStartKernelMap)
+      throw Fail("init_top_pgt is not a kernel symbol");
     root_ = pgt - kStartKernelMap + phys_base_;
     levels_ = vi.Has("NUMBER(pgtable_l5_enabled)") &&
                       vi.Dec("NUMBER(pgtable_l5_enabled)") != 0
@@ -73,9 +72,10 @@ class Memory {
       size_t n = std::min<uint64_t>(out.size() - done, 4096 - v % 4096);
       uint64_t pa = Translate(v, what);
       if (!r_.ReadPhysical(pa, out.subspan(done, n)))
-        throw Fail(fmt::format("{} at {:#x} (physical {:#x}) is not in the "
-                               "dump",
-                               what, v, pa));
+        throw Fail(
+            fmt::format("{} at {:#x} (physical {:#x}) is not in the "
+                        "dump",
+                        what, v, pa));
       done += n;
     }
   }
@@ -127,8 +127,12 @@ KernelLog Read(DumpReader& reader, const DumpFacts& facts) {
   if (!vi.Has("SYMBOL(prb)"))
     throw Fail("vmcoreinfo has no SYMBOL(prb) (kernel older than 5.10?)");
   Memory mem(reader, vi);
-  auto off = [&](const char* k) { return vi.Dec(std::string("OFFSET(") + k + ")"); };
-  auto size = [&](const char* k) { return vi.Dec(std::string("SIZE(") + k + ")"); };
+  auto off = [&](const char* k) {
+    return vi.Dec(std::string("OFFSET(") + k + ")");
+  };
+  auto size = [&](const char* k) {
+    return vi.Dec(std::string("SIZE(") + k + ")");
+  };
   const uint64_t counter = off("atomic_long_t.counter");
 
   uint64_t prb = mem.U64(vi.Hex("SYMBOL(prb)"), "prb");
@@ -149,9 +153,10 @@ KernelLog Read(DumpReader& reader, const DumpFacts& facts) {
   const uint64_t desc_size = size("prb_desc"), info_size = size("printk_info");
   if (count_bits > 24 || size_bits > 26 || size_bits < 4 || desc_size < 24 ||
       info_size < 24)
-    throw Fail(fmt::format("printk ring sizes are impossible (count_bits {}, "
-                           "size_bits {})",
-                           count_bits, size_bits));
+    throw Fail(
+        fmt::format("printk ring sizes are impossible (count_bits {}, "
+                    "size_bits {})",
+                    count_bits, size_bits));
   const uint64_t count = 1ull << count_bits, ring = 1ull << size_bits;
   if (count * (desc_size + info_size) + ring > kMaxRingBytes)
     throw Fail("printk ring is too large");
@@ -199,8 +204,8 @@ KernelLog Read(DumpReader& reader, const DumpFacts& facts) {
       }
       // Continuation lines are indented under the text, as dmesg and
       // makedumpfile --dump-dmesg print them.
-      std::string prefix = fmt::format("[{:5}.{:06}] ", ts / 1000000000,
-                                       ts % 1000000000 / 1000);
+      std::string prefix =
+          fmt::format("[{:5}.{:06}] ", ts / 1000000000, ts % 1000000000 / 1000);
       std::string indent(prefix.size(), ' ');
       log.text += prefix;
       for (char c : line) {

@@ -53,8 +53,8 @@ class XzDecoder : public Decoder {
     in = in.subspan(in.size() - s_.avail_in);
     *ended = r == LZMA_STREAM_END;
     if (r != LZMA_OK && r != LZMA_STREAM_END && r != LZMA_BUF_ERROR)
-      throw CorruptError(fmt::format("xz stream: decoder error {}",
-                                     static_cast<int>(r)));
+      throw CorruptError(
+          fmt::format("xz stream: decoder error {}", static_cast<int>(r)));
     return out.size() - s_.avail_out;
   }
 
@@ -85,8 +85,8 @@ class GzipDecoder : public Decoder {
     in = in.subspan(in.size() - s_.avail_in);
     *ended = r == Z_STREAM_END;
     if (r != Z_OK && r != Z_STREAM_END && r != Z_BUF_ERROR)
-      throw CorruptError(fmt::format("gzip stream: {}",
-                                     s_.msg ? s_.msg : "data error"));
+      throw CorruptError(
+          fmt::format("gzip stream: {}", s_.msg ? s_.msg : "data error"));
     return out.size() - s_.avail_out;
   }
 
@@ -258,16 +258,15 @@ class DecodingSource : public StreamSource {
       } else if (produced == 0 && before == in.size()) {
         // No progress with input available: the decoder wants more input.
         if (in_pos_ != in_.size()) {
-          throw CorruptError(fmt::format("{} stream: decoder stalled at "
-                                         "compressed offset {}",
-                                         OuterName(kind_),
-                                         raw_pos_ - (in_.size() - in_pos_)));
+          throw CorruptError(
+              fmt::format("{} stream: decoder stalled at "
+                          "compressed offset {}",
+                          OuterName(kind_), raw_pos_ - (in_.size() - in_pos_)));
         }
       }
     }
     block.resize(filled);
-    if (filled < kBlock && !size_)
-      size_ = next_block_ * kBlock + filled;
+    if (filled < kBlock && !size_) size_ = next_block_ * kBlock + filled;
     return filled > 0;
   }
 
@@ -342,7 +341,11 @@ const char* OuterName(OuterKind kind) {
 OuterKind DetectOuter(Source& raw) {
   uint8_t m[6] = {};
   size_t n = raw.ReadAt(0, m);
-  if (n >= 6 && std::memcmp(m, "\xfd" "7zXZ\0", 6) == 0) return OuterKind::kXz;
+  if (n >= 6 && std::memcmp(m,
+                            "\xfd"
+                            "7zXZ\0",
+                            6) == 0)
+    return OuterKind::kXz;
   if (n >= 2 && m[0] == 0x1f && m[1] == 0x8b) return OuterKind::kGzip;
   if (n >= 3 && std::memcmp(m, "BZh", 3) == 0) return OuterKind::kBzip2;
   if (n >= 4 && std::memcmp(m, "\x04\x22\x4d\x18", 4) == 0)

@@ -43,7 +43,9 @@ json Opt(const std::optional<T>& v) {
   return v ? json(*v) : json(nullptr);
 }
 
-json Code(uint8_t v) { return {{"value", v}, {"hex", fmt::format("{:#04x}", v)}}; }
+json Code(uint8_t v) {
+  return {{"value", v}, {"hex", fmt::format("{:#04x}", v)}};
+}
 
 // The trigger as the report states it: the record when there is one, else
 // nmimgr's panic line.
@@ -71,35 +73,35 @@ json TriggerJson(const TriggerReport& t) {
     j["event_mask"] = t.line->mask ? Code(*t.line->mask) : json(nullptr);
     j["nmi_type"] = t.line->nmi_type;
     j["cpu"] = t.line->cpu;
-    j["time"] = t.panic_log_time
-                    ? json{{"log_seconds", *t.panic_log_time}}
-                    : json(nullptr);
+    j["time"] = t.panic_log_time ? json{{"log_seconds", *t.panic_log_time}}
+                                 : json(nullptr);
   } else {
     j["source"] = nullptr;
   }
   if (rec) {
-    j["record"] = {{"flags", rec->flags},
-                   {"dry_run", (rec->flags & NMIMGR_RECORD_DRY_RUN) != 0},
-                   {"capture_kernel", (rec->flags & NMIMGR_RECORD_CAPTURE) != 0},
-                   {"nmis", rec->nmis},
-                   {"dropped", rec->dropped},
-                   {"ignored", rec->ignored},
-                   {"unmanaged", rec->unmanaged},
-                   {"would_panic", rec->would_panic},
-                   {"pfn", rec->pfn},
-                   {"page_offset", rec->page_offset}};
+    j["record"] = {
+        {"flags", rec->flags},
+        {"dry_run", (rec->flags & NMIMGR_RECORD_DRY_RUN) != 0},
+        {"capture_kernel", (rec->flags & NMIMGR_RECORD_CAPTURE) != 0},
+        {"nmis", rec->nmis},
+        {"dropped", rec->dropped},
+        {"ignored", rec->ignored},
+        {"unmanaged", rec->unmanaged},
+        {"would_panic", rec->would_panic},
+        {"pfn", rec->pfn},
+        {"page_offset", rec->page_offset}};
   } else {
     j["record"] = nullptr;
   }
   j["records_found"] = t.records.size();
   if (t.line) {
-    j["panic_line"] = {{"source", t.line_source},
-                       {"raw_code", Code(t.line->raw_code)},
-                       {"masked_code", Code(t.line->masked_code)},
-                       {"event_mask", t.line->mask ? Code(*t.line->mask)
-                                                   : json(nullptr)},
-                       {"nmi_type", t.line->nmi_type},
-                       {"cpu", t.line->cpu}};
+    j["panic_line"] = {
+        {"source", t.line_source},
+        {"raw_code", Code(t.line->raw_code)},
+        {"masked_code", Code(t.line->masked_code)},
+        {"event_mask", t.line->mask ? Code(*t.line->mask) : json(nullptr)},
+        {"nmi_type", t.line->nmi_type},
+        {"cpu", t.line->cpu}};
     if (rec && (rec->raw_code != t.line->raw_code || rec->cpu != t.line->cpu))
       j["panic_line"]["disagrees_with_record"] = true;
   } else {
@@ -110,8 +112,8 @@ json TriggerJson(const TriggerReport& t) {
       {"records", Opt(t.log_records)},
       {"note", t.log_note.empty() ? json(nullptr) : json(t.log_note)}};
   j["panic_message"] = Opt(t.panic_message);
-  j["panic_message_source"] = t.panic_message ? json(t.panic_message_source)
-                                              : json(nullptr);
+  j["panic_message_source"] =
+      t.panic_message ? json(t.panic_message_source) : json(nullptr);
   return j;
 }
 
@@ -143,15 +145,16 @@ json DumpToJson(const DumpResult& r) {
                        {"code", x.code},
                        {"message", x.message}});
   j["reasons"] = reasons;
-  j["kernel_release"] = f.kernel_release.empty() ? json(nullptr)
-                                                 : json(f.kernel_release);
+  j["kernel_release"] =
+      f.kernel_release.empty() ? json(nullptr) : json(f.kernel_release);
   j["machine"] = f.machine.empty() ? json(nullptr) : json(f.machine);
   j["crash_time"] = f.crash_time ? json(IsoTime(*f.crash_time)) : json(nullptr);
   j["crash_time_epoch"] = Opt(f.crash_time);
   j["dump_time"] = f.dump_time ? json(IsoTime(*f.dump_time)) : json(nullptr);
   j["header_version"] = Opt(f.header_version);
   j["dump_level"] = Opt(f.dump_level);
-  j["compression"] = f.compression.empty() ? json(nullptr) : json(f.compression);
+  j["compression"] =
+      f.compression.empty() ? json(nullptr) : json(f.compression);
   j["page_size"] = f.page_size;
   j["pages"] = {{"dumped", f.pages_dumped},
                 {"excluded", f.pages_excluded},
@@ -183,10 +186,10 @@ void PrintTable(const std::vector<DumpResult>& results, std::ostream& out) {
        "DUMPED", "EXCLUDED", "CPUS", "TRIGGER"}};
   for (const auto& r : results) {
     const DumpFacts& f = r.facts;
-    std::string name = r.set.files.size() == 1
-                           ? r.set.files.front()
-                           : fmt::format("{}/{{{} parts}}", r.set.dir,
-                                         r.set.files.size());
+    std::string name =
+        r.set.files.size() == 1
+            ? r.set.files.front()
+            : fmt::format("{}/{{{} parts}}", r.set.dir, r.set.files.size());
     std::string format = f.format.empty() ? "-" : f.format;
     if (!r.container.empty()) format = r.container + "/" + format;
     if (!r.outer.empty()) format += "+" + r.outer;
@@ -204,14 +207,14 @@ void PrintTable(const std::vector<DumpResult>& results, std::ostream& out) {
                             t.line->nmi_type, t.line->cpu, t.line_source);
     else if (t.panic_message)
       trigger = "panic: " + t.panic_message->substr(0, 60);
-    rows.push_back(
-        {name, format, VerdictName(r.verdict),
-         f.kernel_release.empty() ? "-" : f.kernel_release,
-         f.crash_time ? IsoTime(*f.crash_time) : "-",
-         f.dump_level ? std::to_string(*f.dump_level) : "-",
-         f.compression.empty() ? "-" : f.compression,
-         std::to_string(f.pages_dumped), std::to_string(f.pages_excluded),
-         f.cpus ? std::to_string(*f.cpus) : "-", trigger});
+    rows.push_back({name, format, VerdictName(r.verdict),
+                    f.kernel_release.empty() ? "-" : f.kernel_release,
+                    f.crash_time ? IsoTime(*f.crash_time) : "-",
+                    f.dump_level ? std::to_string(*f.dump_level) : "-",
+                    f.compression.empty() ? "-" : f.compression,
+                    std::to_string(f.pages_dumped),
+                    std::to_string(f.pages_excluded),
+                    f.cpus ? std::to_string(*f.cpus) : "-", trigger});
   }
   std::vector<size_t> width(rows[0].size(), 0);
   for (const auto& row : rows)
@@ -221,14 +224,16 @@ void PrintTable(const std::vector<DumpResult>& results, std::ostream& out) {
     std::string line;
     for (size_t i = 0; i < row.size(); ++i) {
       line += row[i];
-      if (i + 1 < row.size()) line += std::string(width[i] - row[i].size() + 2, ' ');
+      if (i + 1 < row.size())
+        line += std::string(width[i] - row[i].size() + 2, ' ');
     }
     out << line << "\n";
   }
   for (const auto& r : results) {
     if (r.findings.all().empty()) continue;
-    out << "\n" << (r.set.files.size() == 1 ? r.set.files.front() : r.set.dir)
-        << ": " << VerdictName(r.verdict) << "\n";
+    out << "\n"
+        << (r.set.files.size() == 1 ? r.set.files.front() : r.set.dir) << ": "
+        << VerdictName(r.verdict) << "\n";
     for (const Finding& x : r.findings.all())
       out << "  " << SeverityName(x.severity) << " (" << x.code
           << "): " << x.message << "\n";

@@ -66,12 +66,12 @@ struct DumpFacts {
 struct PageJob {
   Source* src = nullptr;
   uint64_t pfn = 0;
-  uint64_t index = 0;   // descriptor or page index, for messages
-  uint64_t offset = 0;  // of the page data in src
-  uint32_t size = 0;    // stored bytes
-  uint32_t flags = 0;   // kdump page_desc flags (codec); 0 for raw
-  bool zero_page = false;   // points at makedumpfile's shared zero page
-  bool lookahead = false;   // only the prefix is wanted (next pfn)
+  uint64_t index = 0;      // descriptor or page index, for messages
+  uint64_t offset = 0;     // of the page data in src
+  uint32_t size = 0;       // stored bytes
+  uint32_t flags = 0;      // kdump page_desc flags (codec); 0 for raw
+  bool zero_page = false;  // points at makedumpfile's shared zero page
+  bool lookahead = false;  // only the prefix is wanted (next pfn)
 };
 
 class DumpReader {

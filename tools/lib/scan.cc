@@ -49,8 +49,8 @@ class Engine {
         // makedumpfile's shared zero page: check it once (deep), never scan.
         if (deep_ && !zero_checked_.exchange(true)) {
           std::string err = Decode(j, in, page);
-          if (err.empty() &&
-              std::any_of(page.begin(), page.end(), [](uint8_t b) { return b; }))
+          if (err.empty() && std::any_of(page.begin(), page.end(),
+                                         [](uint8_t b) { return b; }))
             err = "the shared zero page is not zero";
           if (!err.empty()) Bad(j, err);
         }
@@ -84,9 +84,10 @@ class Engine {
   void Bad(const PageJob& j, const std::string& err) {
     std::lock_guard lock(mu_);
     if (bad_++ == 0)
-      first_bad_ = fmt::format("page at pfn {} (descriptor {}, data at offset "
-                               "{}): {}",
-                               j.pfn, j.index, j.offset, err);
+      first_bad_ = fmt::format(
+          "page at pfn {} (descriptor {}, data at offset "
+          "{}): {}",
+          j.pfn, j.index, j.offset, err);
   }
 
   uint32_t page_size_;

@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #include "trigger.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <cstring>
-
-#include <fmt/format.h>
 
 #include "checked.h"
 #include "nmimgr_record.h"
@@ -176,8 +176,8 @@ void TriggerScanner::ScanText(uint64_t pfn, std::span<const uint8_t> buf,
     const uint8_t* base = buf.data();
     size_t from = 0;
     while (from < limit) {
-      const void* hit = memmem(base + from, buf.size() - from, needle.data(),
-                               needle.size());
+      const void* hit =
+          memmem(base + from, buf.size() - from, needle.data(), needle.size());
       if (!hit) return;
       size_t at = static_cast<size_t>(static_cast<const uint8_t*>(hit) - base);
       if (at >= limit) return;
@@ -186,9 +186,9 @@ void TriggerScanner::ScanText(uint64_t pfn, std::span<const uint8_t> buf,
       // A copy that ends in NUL or a newline (panic()'s own buffer, a log
       // line) is trusted over one that runs into other bytes.
       bool clean = end < buf.size() && (buf[end] == 0 || buf[end] == '\n');
-      on_hit(std::string_view(reinterpret_cast<const char*>(base + at),
-                              end - at),
-             clean);
+      on_hit(
+          std::string_view(reinterpret_cast<const char*>(base + at), end - at),
+          clean);
       from = at + 1;
     }
   };

@@ -33,7 +33,7 @@ struct TriggerRecord {
   uint32_t cpu = 0;
   uint64_t mono_ns = 0, real_ns = 0, boot_ns = 0;
   uint64_t nmis = 0, dropped = 0, ignored = 0, unmanaged = 0, would_panic = 0;
-  uint64_t pfn = 0;         // where it was found
+  uint64_t pfn = 0;  // where it was found
   uint32_t page_offset = 0;
 };
 

@@ -2,6 +2,7 @@
 #include "dump_builder.h"
 
 #include <bzlib.h>
+#include <fmt/format.h>
 #include <lz4frame.h>
 #include <lzma.h>
 #include <stdlib.h>
@@ -13,8 +14,6 @@
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
-
-#include <fmt/format.h>
 
 #include "codec.h"
 #include "nmimgr_record.h"
@@ -29,7 +28,8 @@ void Put(Bytes& b, uint64_t off, uint64_t v, int n) {
 void PutBe64(Bytes& b, uint64_t off, int64_t sv) {
   uint64_t v = static_cast<uint64_t>(sv);
   if (b.size() < off + 8) b.resize(off + 8);
-  for (int i = 0; i < 8; ++i) b[off + i] = static_cast<uint8_t>(v >> (56 - 8 * i));
+  for (int i = 0; i < 8; ++i)
+    b[off + i] = static_cast<uint8_t>(v >> (56 - 8 * i));
 }
 void PutStr(Bytes& b, uint64_t off, const std::string& s) {
   if (b.size() < off + s.size()) b.resize(off + s.size());
@@ -51,10 +51,10 @@ void AddNote(Bytes& b, const std::string& name, uint32_t type,
 }
 
 std::string Vmcoreinfo(const DumpSpec& s) {
-  return "OSRELEASE=" + s.release + "\nPAGESIZE=" +
-         std::to_string(s.page_size) + "\nCRASHTIME=" +
-         std::to_string(s.crash_time) + "\nNUMBER(pgtable_l5_enabled)=0\n" +
-         s.extra_vmcoreinfo;
+  return "OSRELEASE=" + s.release +
+         "\nPAGESIZE=" + std::to_string(s.page_size) +
+         "\nCRASHTIME=" + std::to_string(s.crash_time) +
+         "\nNUMBER(pgtable_l5_enabled)=0\n" + s.extra_vmcoreinfo;
 }
 
 // ELF notes: one NT_PRSTATUS per CPU, then VMCOREINFO.  Returns the notes
@@ -183,10 +183,12 @@ Bytes KdumpPart(const DumpSpec& s, bool split, uint64_t start, uint64_t end,
 }  // namespace
 
 std::vector<uint64_t> Layout::Boundaries() const {
-  std::set<uint64_t> s = {0, 1, header_end, sub_off, notes_off,
-                          notes_off + notes_size, bitmap_off,
-                          bitmap_off + bitmap_len / 2, desc_off, data_off,
-                          phdr_off, phdr_end};
+  std::set<uint64_t> s = {0,          1,
+                          header_end, sub_off,
+                          notes_off,  notes_off + notes_size,
+                          bitmap_off, bitmap_off + bitmap_len / 2,
+                          desc_off,   data_off,
+                          phdr_off,   phdr_end};
   for (uint64_t v : desc_at) s.insert({v, v + 12});
   for (size_t i = 0; i < page_at.size(); ++i)
     s.insert({page_at[i], page_at[i] + page_size[i] / 2});
@@ -338,10 +340,10 @@ Bytes BuildElf(const DumpSpec& s, Layout* layout) {
   b[4] = 2;
   b[5] = 1;
   b[6] = 1;
-  Put(b, 16, 4, 2);      // ET_CORE
-  Put(b, 18, 62, 2);     // EM_X86_64
+  Put(b, 16, 4, 2);   // ET_CORE
+  Put(b, 18, 62, 2);  // EM_X86_64
   Put(b, 20, 1, 4);
-  Put(b, 32, 64, 8);     // e_phoff
+  Put(b, 32, 64, 8);  // e_phoff
   Put(b, 48, s.incomplete_flag ? 1 : 0, 4);
   Put(b, 52, 64, 2);
   Put(b, 54, 56, 2);

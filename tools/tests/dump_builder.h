@@ -34,7 +34,7 @@ struct DumpSpec {
   int64_t crash_time = 1764099990;  // vmcoreinfo CRASHTIME
   uint32_t cpus = 2;                // NT_PRSTATUS notes
   bool incomplete_flag = false;
-  std::string extra_vmcoreinfo;     // appended to VMCOREINFO
+  std::string extra_vmcoreinfo;  // appended to VMCOREINFO
 };
 
 struct PrintkRecord {
@@ -55,14 +55,14 @@ void AddPrintkRing(DumpSpec& spec, const std::vector<PrintkRecord>& records,
 
 // Where the structures of a built dump lie.
 struct Layout {
-  uint64_t header_end = 0;            // kdump: 464; elf: 64
+  uint64_t header_end = 0;  // kdump: 464; elf: 64
   uint64_t sub_off = 0, notes_off = 0, notes_size = 0;
   uint64_t bitmap_off = 0, bitmap_len = 0;
   uint64_t desc_off = 0, data_off = 0;
-  std::vector<uint64_t> desc_at;      // kdump: each descriptor's offset
-  std::vector<uint64_t> page_at;      // each stored page's data offset
-  std::vector<uint64_t> page_size;    // and stored size
-  std::vector<uint64_t> segment_at;   // elf: PT_LOAD data offsets
+  std::vector<uint64_t> desc_at;     // kdump: each descriptor's offset
+  std::vector<uint64_t> page_at;     // each stored page's data offset
+  std::vector<uint64_t> page_size;   // and stored size
+  std::vector<uint64_t> segment_at;  // elf: PT_LOAD data offsets
   uint64_t phdr_off = 0, phdr_end = 0;
   uint64_t file_size = 0;
   // Every structural boundary (and the byte before it), sorted, < size.

@@ -1,14 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #include <catch2/catch.hpp>
 
+#include "check.h"
 #include "checked.h"
 #include "source.h"
 
 namespace v = nmimgr::vmcore;
 
-TEST_CASE("decodes little- and big-endian fields and refuses reads outside "
-          "the buffer",
-          "[unit][checked]") {
+TEST_CASE(
+    "decodes little- and big-endian fields and refuses reads outside "
+    "the buffer",
+    "[unit][checked]") {
   std::vector<uint8_t> b = {1, 2, 3, 4, 5, 6, 7, 8, 9};
   v::ByteView view(b, 100, "test struct");
   CHECK(view.Le16(0) == 0x0201);
@@ -18,9 +20,8 @@ TEST_CASE("decodes little- and big-endian fields and refuses reads outside "
   CHECK_THROWS_AS(view.Le64(2), v::CorruptError);
   CHECK_THROWS_AS(view.Slice(5, 5), v::CorruptError);
   CHECK_THROWS_AS(view.U8(~0ull), v::CorruptError);
-  CHECK_THROWS_WITH(view.Le32(8),
-                    Catch::Contains("test struct") &&
-                        Catch::Contains("file offset 100"));
+  CHECK_THROWS_WITH(view.Le32(8), Catch::Contains("test struct") &&
+                                      Catch::Contains("file offset 100"));
   CHECK(view.Slice(2, 3).Le16(1) == 0x0504);
 }
 
@@ -40,12 +41,24 @@ TEST_CASE("a short read is truncation, named with its offsets",
   CHECK_THROWS_WITH(v::ReadExact(src, 5, out, "thing"),
                     "reading thing: short read at offset 5 (8 bytes wanted, "
                     "data ends at 10)");
-  CHECK_THROWS_AS(v::ReadVector(src, 4, 1ull << 40, "huge"),
-                  v::TruncatedError);
+  CHECK_THROWS_AS(v::ReadVector(src, 4, 1ull << 40, "huge"), v::TruncatedError);
 }
 
 TEST_CASE("an unreadable file is an I/O error, not a finding",
           "[unit][checked]") {
   CHECK_THROWS_AS(v::FileSource("/nonexistent/vmcore"), v::IoError);
   CHECK_THROWS_AS(v::FileSource("/"), v::IoError);
+}
+
+TEST_CASE("a dump that cannot be opened is unreadable, and the run exits 2",
+          "[unit][run]") {
+  nmimgr::vmcore::DumpSet set;
+  set.dir = "/nonexistent";
+  set.files = {"/nonexistent/vmcore"};
+  auto r = nmimgr::vmcore::CheckDump(set, {});
+  CHECK(r.verdict == nmimgr::vmcore::Verdict::kUnreadable);
+  REQUIRE(r.findings.all().size() == 1);
+  CHECK(r.findings.all()[0].code == "io-error");
+  CHECK_THAT(r.findings.all()[0].message,
+             Catch::StartsWith("opening /nonexistent/vmcore: "));
 }

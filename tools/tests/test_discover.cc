@@ -29,7 +29,8 @@ struct FakeCrash {
     fs::create_directories(root);
     DumpSpec spec = SampleSpec(v::kDumpZlib);
     Bytes kd = BuildKdump(spec);
-    std::string log = "[ 5.0] Kernel panic - not syncing: sysrq triggered crash\n";
+    std::string log =
+        "[ 5.0] Kernel panic - not syncing: sysrq triggered crash\n";
     Bytes logb(log.begin(), log.end());
     // kdumpctl: complete, in progress, and ssh (flattened).
     Mk("192.168.1.5-2026-11-26-14:55:01", "vmcore", kd);
@@ -72,32 +73,33 @@ TEST_CASE("names the layout of a dump directory from its name",
   CHECK(v::LayoutOfDirName(name) == layout);
 }
 
-TEST_CASE("finds every dump of both layouts under a crash root, also "
-          "through a symbolic link",
-          "[unit][discover]") {
+TEST_CASE(
+    "finds every dump of both layouts under a crash root, also "
+    "through a symbolic link",
+    "[unit][discover]") {
   FakeCrash fc;
   std::string link = fc.tmp / "var-crash";
   REQUIRE(::symlink(fc.root.c_str(), link.c_str()) == 0);
   for (const std::string& path : {fc.root, link}) {
-  CAPTURE(path);
-  v::Discovery d = v::Discover({path});
-  for (const auto& e : d.errors) UNSCOPED_INFO(e);
-  CHECK(d.errors.empty());
-  REQUIRE(d.dumps.size() == 7);
-  std::map<std::string, v::DumpSet> by_file;
-  for (const auto& s : d.dumps)
-    by_file[fs::path(s.files.front()).filename().string()] = s;
-  CHECK(by_file.at("vmcore").layout == "kdumpctl");
-  CHECK(fs::path(by_file.at("vmcore").dmesg_file).filename() ==
-        "vmcore-dmesg.txt");
-  CHECK(by_file.at("vmcore-incomplete").name_incomplete);
-  CHECK(by_file.at("vmcore.flat").layout == "kdumpctl");
-  CHECK(by_file.at("dump.202611261455").layout == "kdump-tools");
-  CHECK(fs::path(by_file.at("dump.202611261455").dmesg_file).filename() ==
-        "dmesg.202611261455");
-  CHECK(by_file.at("dump.202611261500.xz").layout == "kdump-tools");
-  CHECK(by_file.at("vmcore.202611261510").layout == "kdump-tools");
-  CHECK(by_file.at("dump-incomplete").name_incomplete);
+    CAPTURE(path);
+    v::Discovery d = v::Discover({path});
+    for (const auto& e : d.errors) UNSCOPED_INFO(e);
+    CHECK(d.errors.empty());
+    REQUIRE(d.dumps.size() == 7);
+    std::map<std::string, v::DumpSet> by_file;
+    for (const auto& s : d.dumps)
+      by_file[fs::path(s.files.front()).filename().string()] = s;
+    CHECK(by_file.at("vmcore").layout == "kdumpctl");
+    CHECK(fs::path(by_file.at("vmcore").dmesg_file).filename() ==
+          "vmcore-dmesg.txt");
+    CHECK(by_file.at("vmcore-incomplete").name_incomplete);
+    CHECK(by_file.at("vmcore.flat").layout == "kdumpctl");
+    CHECK(by_file.at("dump.202611261455").layout == "kdump-tools");
+    CHECK(fs::path(by_file.at("dump.202611261455").dmesg_file).filename() ==
+          "dmesg.202611261455");
+    CHECK(by_file.at("dump.202611261500.xz").layout == "kdump-tools");
+    CHECK(by_file.at("vmcore.202611261510").layout == "kdump-tools");
+    CHECK(by_file.at("dump-incomplete").name_incomplete);
   }
 }
 
@@ -135,9 +137,10 @@ TEST_CASE("groups the parts of a split set found in one directory",
   CHECK(r.verdict == Verdict::kComplete);
 }
 
-TEST_CASE("finds split parts with names of the user's choosing in a "
-          "directory or file named on the command line",
-          "[unit][discover][split]") {
+TEST_CASE(
+    "finds split parts with names of the user's choosing in a "
+    "directory or file named on the command line",
+    "[unit][discover][split]") {
   TempDir tmp;
   auto parts = BuildSplit(SampleSpec(), {20});
   WriteFile(tmp / "part-a", parts[0]);
@@ -156,9 +159,10 @@ TEST_CASE("finds split parts with names of the user's choosing in a "
   CHECK(v::CheckDump(other.dumps[0], ScanOpts()).verdict == Verdict::kCorrupt);
 }
 
-TEST_CASE("gives one verdict per dump of the fake crash root and the exit "
-          "status that sums them up",
-          "[unit][run]") {
+TEST_CASE(
+    "gives one verdict per dump of the fake crash root and the exit "
+    "status that sums them up",
+    "[unit][run]") {
   FakeCrash fc;
   v::Options o;
   o.paths = {fc.root};
@@ -223,9 +227,10 @@ TEST_CASE("prints one table row per dump with the reasons below",
   CHECK_THAT(s, Catch::Contains("incomplete (incomplete-name)"));
 }
 
-TEST_CASE("annotates atomically, idempotently, without following a link "
-          "or touching the dump",
-          "[unit][annotate]") {
+TEST_CASE(
+    "annotates atomically, idempotently, without following a link "
+    "or touching the dump",
+    "[unit][annotate]") {
   FakeCrash fc;
   std::string dir = fc.root + "/192.168.1.5-2026-11-26-14:55:01";
   Bytes before = ReadFile(dir + "/vmcore");

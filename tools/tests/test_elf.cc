@@ -31,9 +31,10 @@ TEST_CASE("reads a complete ELF vmcore and its notes", "[unit][elf]") {
   CHECK(r.scan.pages_decoded == spec.pages.size());
 }
 
-TEST_CASE("never calls an ELF vmcore complete when cut at a structural "
-          "boundary or at random",
-          "[unit][elf][truncation]") {
+TEST_CASE(
+    "never calls an ELF vmcore complete when cut at a structural "
+    "boundary or at random",
+    "[unit][elf][truncation]") {
   Layout lay;
   Bytes full = BuildElf(SampleSpec(), &lay);
   std::vector<uint64_t> cuts = lay.Boundaries();
@@ -69,9 +70,8 @@ TEST_CASE("tells corruption of ELF headers from truncation",
   Layout lay;
   const Bytes good = BuildElf(SampleSpec(), &lay);
   const uint64_t ph1 = 64 + 56, ph2 = 64 + 2 * 56;
-  auto [what, off, value, width, verdict, code] =
-      GENERATE_COPY(table<const char*, uint64_t, uint64_t, int, Verdict,
-                          const char*>({
+  auto [what, off, value, width, verdict, code] = GENERATE_COPY(
+      table<const char*, uint64_t, uint64_t, int, Verdict, const char*>({
           {"32-bit class", 4, 1, 1, Verdict::kCorrupt, "corrupt"},
           {"big-endian", 5, 2, 1, Verdict::kCorrupt, "corrupt"},
           {"not a core file", 16, 2, 2, Verdict::kCorrupt, "corrupt"},
@@ -89,8 +89,8 @@ TEST_CASE("tells corruption of ELF headers from truncation",
            Verdict::kCorrupt, "corrupt"},
           {"note runs past its segment", lay.notes_off + 4, 1 << 20, 4,
            Verdict::kCorrupt, "bad-note"},
-          {"program headers past the end", 32, 1 << 30, 8,
-           Verdict::kIncomplete, "truncated"},
+          {"program headers past the end", 32, 1 << 30, 8, Verdict::kIncomplete,
+           "truncated"},
       }));
   CAPTURE(what);
   Bytes bad = good;
@@ -99,4 +99,28 @@ TEST_CASE("tells corruption of ELF headers from truncation",
   INFO(Codes(r));
   CHECK(r.verdict == verdict);
   CHECK(r.findings.HasCode(code));
+}
+
+TEST_CASE("counts the kernel image mapped twice by /proc/vmcore once",
+          "[unit][elf]") {
+  DumpSpec spec = SampleSpec();
+  Layout lay;
+  Bytes elf = BuildElf(spec, &lay);
+  // Turn the last PT_LOAD (pfn 40) into a second mapping of pfns 12-13 with
+  // its own copy of the data at the end of the file, as /proc/vmcore does
+  // for the kernel image.
+  const uint64_t ph4 = 64 + 4 * 56;
+  uint64_t copy_at = elf.size();
+  elf.insert(elf.end(),
+             elf.begin() + static_cast<long>(lay.segment_at[1] + 2 * 4096),
+             elf.begin() + static_cast<long>(lay.segment_at[1] + 4 * 4096));
+  PutLe(elf, ph4 + 8, copy_at, 8);
+  PutLe(elf, ph4 + 24, 12 * 4096, 8);
+  PutLe(elf, ph4 + 32, 2 * 4096, 8);
+  PutLe(elf, ph4 + 40, 2 * 4096, 8);
+  auto r = CheckBytes(elf, "vmcore", ScanOpts(true));
+  INFO(Codes(r));
+  CHECK(r.verdict == Verdict::kComplete);
+  CHECK(r.facts.pages_dumped == spec.pages.size() - 1);  // pfn 40 is gone
+  CHECK(r.scan.pages_decoded == spec.pages.size() - 1);
 }

@@ -15,7 +15,8 @@ namespace {
 
 void PutBe(Bytes& b, uint64_t off, int64_t sv) {
   uint64_t val = static_cast<uint64_t>(sv);
-  for (int i = 0; i < 8; ++i) b[off + i] = static_cast<uint8_t>(val >> (56 - 8 * i));
+  for (int i = 0; i < 8; ++i)
+    b[off + i] = static_cast<uint8_t>(val >> (56 - 8 * i));
 }
 
 }  // namespace
@@ -76,9 +77,10 @@ TEST_CASE("never calls a flattened dump complete when cut anywhere",
   }
 }
 
-TEST_CASE("reports a flattened stream that stops cleanly without its end "
-          "marker",
-          "[unit][flattened]") {
+TEST_CASE(
+    "reports a flattened stream that stops cleanly without its end "
+    "marker",
+    "[unit][flattened]") {
   FlatOptions o;
   o.end_marker = false;
   auto r = CheckBytes(Flatten(BuildKdump(SampleSpec()), o));
@@ -102,9 +104,8 @@ TEST_CASE("tells corrupt flattened headers and records from truncation",
           "[unit][flattened][corrupt]") {
   std::vector<uint64_t> at;
   const Bytes good = Flatten(BuildKdump(SampleSpec()), {}, &at);
-  auto [what, off, value, verdict, code] =
-      GENERATE_COPY(table<const char*, uint64_t, int64_t, Verdict,
-                          const char*>({
+  auto [what, off, value, verdict, code] = GENERATE_COPY(
+      table<const char*, uint64_t, int64_t, Verdict, const char*>({
           {"type", 16, 2, Verdict::kCorrupt, "bad-version"},
           {"version", 24, 7, Verdict::kCorrupt, "bad-version"},
           {"negative offset", at[2], -5, Verdict::kCorrupt, "impossible-size"},
@@ -124,11 +125,12 @@ TEST_CASE("tells corrupt flattened headers and records from truncation",
   CHECK(r.findings.HasCode(code));
 }
 
-TEST_CASE("reads whole-file compressed dumps as a stream",
-          "[unit][outer]") {
-  auto [kind, suffix] = GENERATE(table<OuterKind, std::string>(
-      {{OuterKind::kXz, ".xz"}, {OuterKind::kGzip, ".gz"},
-       {OuterKind::kBzip2, ".bz2"}, {OuterKind::kLz4, ".lz4"}}));
+TEST_CASE("reads whole-file compressed dumps as a stream", "[unit][outer]") {
+  auto [kind, suffix] =
+      GENERATE(table<OuterKind, std::string>({{OuterKind::kXz, ".xz"},
+                                              {OuterKind::kGzip, ".gz"},
+                                              {OuterKind::kBzip2, ".bz2"},
+                                              {OuterKind::kLz4, ".lz4"}}));
   CAPTURE(suffix);
   DumpSpec spec = SampleSpec(v::kDumpZstd);
   // Big enough to span several 1 MiB stream blocks.
@@ -147,16 +149,19 @@ TEST_CASE("reads whole-file compressed dumps as a stream",
   CHECK(r.scan.pages_decoded == spec.pages.size() - 2);
 
   SECTION("a compressed file cut short is incomplete") {
-    Bytes cut(packed.begin(), packed.begin() + static_cast<long>(packed.size() * 2 / 3));
+    Bytes cut(packed.begin(),
+              packed.begin() + static_cast<long>(packed.size() * 2 / 3));
     auto rc = CheckBytes(cut, "dump.202611261455" + suffix);
     INFO(Codes(rc));
     CHECK(rc.verdict == Verdict::kIncomplete);
     CHECK(rc.findings.HasCode("outer-truncated"));
   }
-  SECTION("garbage inside the compressed stream is corrupt or incomplete, "
-          "never complete") {
+  SECTION(
+      "garbage inside the compressed stream is corrupt or incomplete, "
+      "never complete") {
     Bytes bad = packed;
-    for (size_t i = bad.size() / 2; i < bad.size() / 2 + 64; ++i) bad[i] ^= 0x5a;
+    for (size_t i = bad.size() / 2; i < bad.size() / 2 + 64; ++i)
+      bad[i] ^= 0x5a;
     auto rb = CheckBytes(bad, "dump.202611261455" + suffix);
     INFO(Codes(rb));
     CHECK(rb.verdict != Verdict::kComplete);

@@ -34,13 +34,20 @@ class Collector : public v::PageVisitor {
 
 }  // namespace
 
-TEST_CASE("reads a complete kdump-compressed dump with each codec and "
-          "header version",
-          "[unit][kdump]") {
-  auto [codec, version] = GENERATE(table<uint32_t, int>({
-      {0, 6}, {v::kDumpZlib, 6}, {v::kDumpLzo, 6}, {v::kDumpSnappy, 6},
-      {v::kDumpZstd, 6}, {v::kDumpZlib, 5}, {v::kDumpLzo, 4},
-      {v::kDumpSnappy, 3}, {v::kDumpZlib, 2}, {0, 1}}));
+TEST_CASE(
+    "reads a complete kdump-compressed dump with each codec and "
+    "header version",
+    "[unit][kdump]") {
+  auto [codec, version] = GENERATE(table<uint32_t, int>({{0, 6},
+                                                         {v::kDumpZlib, 6},
+                                                         {v::kDumpLzo, 6},
+                                                         {v::kDumpSnappy, 6},
+                                                         {v::kDumpZstd, 6},
+                                                         {v::kDumpZlib, 5},
+                                                         {v::kDumpLzo, 4},
+                                                         {v::kDumpSnappy, 3},
+                                                         {v::kDumpZlib, 2},
+                                                         {0, 1}}));
   CAPTURE(codec, version);
   DumpSpec spec = SampleSpec(codec);
   spec.header_version = version;
@@ -67,8 +74,8 @@ TEST_CASE("reads a complete kdump-compressed dump with each codec and "
 
 TEST_CASE("decodes every page back to the content it was built from",
           "[unit][kdump]") {
-  uint32_t codec = GENERATE(0u, v::kDumpZlib, v::kDumpLzo, v::kDumpSnappy,
-                            v::kDumpZstd);
+  uint32_t codec =
+      GENERATE(0u, v::kDumpZlib, v::kDumpLzo, v::kDumpSnappy, v::kDumpZstd);
   CAPTURE(codec);
   DumpSpec spec = SampleSpec(codec);
   v::MemorySource src(BuildKdump(spec));
@@ -85,7 +92,8 @@ TEST_CASE("decodes every page back to the content it was built from",
   CHECK(findings.all().empty());
   for (const auto& [pfn, data] : spec.pages) {
     CAPTURE(pfn);
-    bool zero = std::all_of(data.begin(), data.end(), [](uint8_t b) { return !b; });
+    bool zero =
+        std::all_of(data.begin(), data.end(), [](uint8_t b) { return !b; });
     if (zero) {
       CHECK(c.pages.count(pfn) == 0);  // the shared zero page is not rescanned
     } else {
@@ -95,9 +103,10 @@ TEST_CASE("decodes every page back to the content it was built from",
   }
 }
 
-TEST_CASE("never calls a kdump-compressed dump complete when cut at a "
-          "structural boundary",
-          "[unit][kdump][truncation]") {
+TEST_CASE(
+    "never calls a kdump-compressed dump complete when cut at a "
+    "structural boundary",
+    "[unit][kdump][truncation]") {
   uint32_t codec = GENERATE(0u, v::kDumpZlib, v::kDumpZstd);
   CAPTURE(codec);
   Layout lay;
@@ -112,9 +121,10 @@ TEST_CASE("never calls a kdump-compressed dump complete when cut at a "
   }
 }
 
-TEST_CASE("never calls a kdump-compressed dump complete when cut at random "
-          "offsets",
-          "[unit][kdump][truncation]") {
+TEST_CASE(
+    "never calls a kdump-compressed dump complete when cut at random "
+    "offsets",
+    "[unit][kdump][truncation]") {
   Bytes full = BuildKdump(SampleSpec(v::kDumpLzo));
   std::mt19937_64 rng(20261126);
   for (int i = 0; i < 60; ++i) {
@@ -127,7 +137,8 @@ TEST_CASE("never calls a kdump-compressed dump complete when cut at random "
   }
 }
 
-TEST_CASE("names the first descriptor that lies past the end", "[unit][kdump]") {
+TEST_CASE("names the first descriptor that lies past the end",
+          "[unit][kdump]") {
   Layout lay;
   Bytes full = BuildKdump(SampleSpec(), &lay);
   Bytes part(full.begin(), full.begin() + static_cast<long>(lay.desc_at[5]));
@@ -141,7 +152,8 @@ TEST_CASE("names the first descriptor that lies past the end", "[unit][kdump]") 
   CHECK_THAT(f.message, Catch::Contains("10 of 15 descriptors are missing"));
 }
 
-TEST_CASE("names the first page whose data lies past the end", "[unit][kdump]") {
+TEST_CASE("names the first page whose data lies past the end",
+          "[unit][kdump]") {
   Layout lay;
   Bytes full = BuildKdump(SampleSpec(), &lay);
   uint64_t cut = lay.page_at[7] + 10;  // inside the page of descriptor 7
@@ -177,9 +189,10 @@ TEST_CASE("reports the incomplete flag of the kdump header", "[unit][kdump]") {
   CHECK(r.facts.compression == "snappy");
 }
 
-TEST_CASE("tells corruption of kdump-compressed headers and descriptors "
-          "from truncation",
-          "[unit][kdump][corrupt]") {
+TEST_CASE(
+    "tells corruption of kdump-compressed headers and descriptors "
+    "from truncation",
+    "[unit][kdump][corrupt]") {
   Layout lay;
   const Bytes good = BuildKdump(SampleSpec(v::kDumpZlib), &lay);
   struct Case {
@@ -203,8 +216,7 @@ TEST_CASE("tells corruption of kdump-compressed headers and descriptors "
       {"sub-header size zero", 432, 0, 4, Verdict::kCorrupt, "corrupt"},
       {"odd bitmap blocks", 436, 3, 4, Verdict::kCorrupt, "corrupt"},
       {"two codecs in status", 424, 0x3, 4, Verdict::kCorrupt, "corrupt"},
-      {"incomplete flag", 424, 0x9, 4, Verdict::kIncomplete,
-       "incomplete-flag"},
+      {"incomplete flag", 424, 0x9, 4, Verdict::kIncomplete, "incomplete-flag"},
       {"max_mapnr beyond the bitmap", 4096 + 96, 1ull << 40, 8,
        Verdict::kCorrupt, "corrupt"},
       {"vmcoreinfo in the bitmap", 4096 + 32, lay.bitmap_off, 8,
@@ -220,10 +232,8 @@ TEST_CASE("tells corruption of kdump-compressed headers and descriptors "
       {"page size zero", d3 + 8, 0, 4, Verdict::kCorrupt, "bad-descriptor"},
       {"unknown page flag", d3 + 12, 0x40, 4, Verdict::kCorrupt,
        "bad-descriptor"},
-      {"two page codecs", d3 + 12, 0x3, 4, Verdict::kCorrupt,
-       "bad-descriptor"},
-      {"negative page offset", d3, 1ull << 63, 8, Verdict::kCorrupt,
-       "overlap"},
+      {"two page codecs", d3 + 12, 0x3, 4, Verdict::kCorrupt, "bad-descriptor"},
+      {"negative page offset", d3, 1ull << 63, 8, Verdict::kCorrupt, "overlap"},
       {"page offset past the end", d3, 1ull << 50, 8, Verdict::kIncomplete,
        "truncated"},
       {"wrong codec on a page", d3 + 12, v::kDumpLzo, 4, Verdict::kCorrupt,

@@ -13,10 +13,12 @@ namespace {
 const std::vector<PrintkRecord> kRecords = {
     {1000000, "Linux version 6.1.0-56-amd64"},
     {1910507000, "nmimgr: policy: ignore= drop= panic=1 mask=0xcf dry_run=0"},
-    {3449047000, "nmimgr: panic on NMI event 0x21 (33) type=unknown cpu=0 "
-                 "mask=0xcf"},
-    {3449047100, "Kernel panic - not syncing: nmimgr: panic on NMI event "
-                 "0x21 (33) type=unknown cpu=0 mask=0xcf"},
+    {3449047000,
+     "nmimgr: panic on NMI event 0x21 (33) type=unknown cpu=0 "
+     "mask=0xcf"},
+    {3449047100,
+     "Kernel panic - not syncing: nmimgr: panic on NMI event "
+     "0x21 (33) type=unknown cpu=0 mask=0xcf"},
     {3449047200, "CPU: 0 PID: 0 Comm: swapper/0\nline two"},
 };
 
@@ -33,7 +35,8 @@ const char* kExpected =
 
 std::optional<v::KernelLog> ReadLog(const Bytes& dump, std::string* why) {
   v::MemorySource src(dump);
-  auto reader = dump[0] == 0x7f ? v::OpenElfReader(src) : v::OpenKdumpReader(src);
+  auto reader =
+      dump[0] == 0x7f ? v::OpenElfReader(src) : v::OpenKdumpReader(src);
   v::DumpFacts facts;
   v::Findings findings;
   reader->CheckStructure(facts, findings);
@@ -43,9 +46,10 @@ std::optional<v::KernelLog> ReadLog(const Bytes& dump, std::string* why) {
 
 }  // namespace
 
-TEST_CASE("reads the printk ring buffer of a dump, wrapped or not, through "
-          "either mapping",
-          "[unit][kernel-log]") {
+TEST_CASE(
+    "reads the printk ring buffer of a dump, wrapped or not, through "
+    "either mapping",
+    "[unit][kernel-log]") {
   auto [first_id, first_lpos, direct, elf] =
       GENERATE(table<uint64_t, uint64_t, bool, bool>({
           {0, 0, false, false},
@@ -64,9 +68,10 @@ TEST_CASE("reads the printk ring buffer of a dump, wrapped or not, through "
   CHECK(log->text == kExpected);
 }
 
-TEST_CASE("takes the trigger from the dump's printk buffer when there is no "
-          "saved log",
-          "[unit][kernel-log][trigger]") {
+TEST_CASE(
+    "takes the trigger from the dump's printk buffer when there is no "
+    "saved log",
+    "[unit][kernel-log][trigger]") {
   DumpSpec spec = SampleSpec(v::kDumpLzo);
   AddPrintkRing(spec, kRecords);
   auto r = CheckBytes(BuildKdump(spec));
@@ -81,9 +86,10 @@ TEST_CASE("takes the trigger from the dump's printk buffer when there is no "
   CHECK(j["trigger"]["kernel_log"]["source"] == "dump-printk");
 }
 
-TEST_CASE("falls back to a text scan, and says why, when the printk buffer "
-          "cannot be read",
-          "[unit][kernel-log][trigger]") {
+TEST_CASE(
+    "falls back to a text scan, and says why, when the printk buffer "
+    "cannot be read",
+    "[unit][kernel-log][trigger]") {
   DumpSpec spec = SampleSpec(v::kDumpZlib);
   AddPrintkRing(spec, kRecords);
   SECTION("a page of the ring was excluded") {

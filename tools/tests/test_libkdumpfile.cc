@@ -60,9 +60,9 @@ struct Kdumpfile {
 // Compares up to `limit` pages of `path`; returns the number compared.
 size_t CrossCheck(const std::string& path, size_t limit) {
   v::FileSource src(path);
-  std::unique_ptr<v::DumpReader> reader =
-      v::ProbeKdump(src) == v::Probe::kMine ? v::OpenKdumpReader(src)
-                                            : v::OpenElfReader(src);
+  std::unique_ptr<v::DumpReader> reader = v::ProbeKdump(src) == v::Probe::kMine
+                                              ? v::OpenKdumpReader(src)
+                                              : v::OpenElfReader(src);
   v::DumpFacts facts;
   v::Findings findings;
   reader->CheckStructure(facts, findings);
@@ -76,8 +76,7 @@ size_t CrossCheck(const std::string& path, size_t limit) {
   INFO(path << ": " << (k.status == KDUMP_OK ? "" : kdump_get_err(k.ctx)));
   REQUIRE(k.status == KDUMP_OK);
   const char* release = nullptr;
-  if (kdump_get_string_attr(k.ctx, "linux.uts.release", &release) ==
-          KDUMP_OK &&
+  if (kdump_get_string_attr(k.ctx, "linux.uts.release", &release) == KDUMP_OK &&
       release && !facts.kernel_release.empty())
     CHECK(facts.kernel_release == release);
   size_t compared = 0;
@@ -130,9 +129,10 @@ TEST_CASE("reads the same pages as libkdumpfile from real dumps",
   }
 }
 
-TEST_CASE("reads the same kernel log as makedumpfile --dump-dmesg from real "
-          "dumps",
-          "[unit][kernel-log][real]") {
+TEST_CASE(
+    "reads the same kernel log as makedumpfile --dump-dmesg from real "
+    "dumps",
+    "[unit][kernel-log][real]") {
   const char* env = std::getenv("NMIMGR_REAL_DUMPS");
   if (!env || !*env || std::system("command -v makedumpfile >/dev/null") != 0) {
     SUCCEED("NMIMGR_REAL_DUMPS not set or no makedumpfile");

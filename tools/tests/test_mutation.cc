@@ -19,7 +19,8 @@ TEST_CASE("survives random byte damage in every format with a verdict",
   spec.pages[12] = Page(4096, 0x20, "Kernel panic - not syncing: test", 10);
   auto [name, data] = GENERATE_COPY(table<std::string, Bytes>({
       {"kdump", BuildKdump(spec)},
-      {"kdump-v3", [&] {
+      {"kdump-v3",
+       [&] {
          DumpSpec s = spec;
          s.header_version = 3;
          s.codec = v::kDumpLzo;

@@ -26,9 +26,10 @@ void Pwrite(int fd, const void* p, size_t n, uint64_t off) {
 
 }  // namespace
 
-TEST_CASE("checks the structure of a sparse dump describing 1 TiB quickly "
-          "and in little memory",
-          "[unit][scale]") {
+TEST_CASE(
+    "checks the structure of a sparse dump describing 1 TiB quickly "
+    "and in little memory",
+    "[unit][scale]") {
   const uint64_t max_mapnr = 1ull << 28;  // 1 TiB of 4 KiB pages
   const uint64_t half = max_mapnr / 8;    // 32 MiB per bitmap
   const uint64_t bitmap_off = 2 * 4096;
@@ -49,7 +50,7 @@ TEST_CASE("checks the structure of a sparse dump describing 1 TiB quickly "
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   REQUIRE(fd >= 0);
   Pwrite(fd, head.data(), head.size(), 0);
-  uint8_t one = 1;  // pfn % 8 == 0
+  uint8_t one = 1;                                          // pfn % 8 == 0
   const uint64_t data_off = desc_off + npages * 24 + 4096;  // after zero page
   std::vector<uint8_t> descs(npages * 24);
   for (uint64_t i = 0; i < npages; ++i) {
@@ -75,9 +76,9 @@ TEST_CASE("checks the structure of a sparse dump describing 1 TiB quickly "
   o.scan = scan;
   auto t0 = std::chrono::steady_clock::now();
   auto r = v::CheckDump(set, o);
-  double secs = std::chrono::duration<double>(
-                    std::chrono::steady_clock::now() - t0)
-                    .count();
+  double secs =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
+          .count();
   INFO(Codes(r));
   CHECK(r.verdict == Verdict::kComplete);
   CHECK(r.facts.max_mapnr == max_mapnr);

@@ -54,7 +54,8 @@ inline DumpSpec SampleSpec(uint32_t codec = 0) {
   s.pages[1] = Page(4096, 0);  // zero page
   s.pages[2] = Page(4096, 0xab);
   for (uint64_t p = 10; p < 20; ++p)
-    s.pages[p] = Page(4096, static_cast<uint8_t>(p), "page " + std::to_string(p));
+    s.pages[p] =
+        Page(4096, static_cast<uint8_t>(p), "page " + std::to_string(p));
   s.pages[21] = Page(4096, 0);
   s.pages[40] = Page(4096, 0x5a, "last");
   s.excluded = {3, 4, 5, 30};

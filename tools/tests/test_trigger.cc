@@ -20,9 +20,10 @@ Bytes WithRecordAt(Bytes page, const Bytes& rec, size_t off) {
 
 }  // namespace
 
-TEST_CASE("accepts a record only when magic, version, size, fired flag and "
-          "checksum hold",
-          "[unit][trigger]") {
+TEST_CASE(
+    "accepts a record only when magic, version, size, fired flag and "
+    "checksum hold",
+    "[unit][trigger]") {
   const Bytes good = Record(0x21, 0xcf, NMIMGR_TYPE_UNKNOWN, 0);
   auto ok = v::ParseRecord(good);
   REQUIRE(ok);
@@ -44,9 +45,10 @@ TEST_CASE("accepts a record only when magic, version, size, fired flag and "
   CHECK_FALSE(v::ParseRecord(bad));
 }
 
-TEST_CASE("ignores a record whose fired flag is clear even with a valid "
-          "checksum",
-          "[unit][trigger]") {
+TEST_CASE(
+    "ignores a record whose fired flag is clear even with a valid "
+    "checksum",
+    "[unit][trigger]") {
   Bytes armed = Record(0x21, 0xcf, NMIMGR_TYPE_UNKNOWN, 0, 1, /*flags=*/0);
   REQUIRE(std::memcmp(armed.data(), NMIMGR_RECORD_MAGIC, 8) == 0);
   CHECK_FALSE(v::ParseRecord(armed));
@@ -54,8 +56,9 @@ TEST_CASE("ignores a record whose fired flag is clear even with a valid "
 
 TEST_CASE("parses nmimgr's panic line in its fixed form", "[unit][trigger]") {
   using Row = std::tuple<std::string, bool, int, int, int, std::string, int>;
-  auto [line, valid, raw, mask, masked, type, cpu] = GENERATE(table<
-      std::string, bool, int, int, int, std::string, int>({
+  auto [line, valid, raw, mask, masked, type,
+        cpu] = GENERATE(table<std::string, bool, int, int, int, std::string,
+                              int>({
       Row{"nmimgr: panic on NMI event 0x21 (33) type=unknown cpu=0 mask=0xcf",
           true, 0x21, 0xcf, 0x01, "unknown", 0},
       Row{"nmimgr: panic on NMI event 0x3c (60) type=serr cpu=12", true, 0x3c,
@@ -65,8 +68,8 @@ TEST_CASE("parses nmimgr's panic line in its fixed form", "[unit][trigger]") {
           true, 0x31, 0xcf, 0x01, "unknown", 0},
       Row{"nmimgr: panic on NMI event 0x3c (61) type=serr cpu=1", false, 0, 0,
           0, "", 0},
-      Row{"nmimgr: panic on NMI event 0x3c type=serr cpu=1", false, 0, 0, 0,
-          "", 0},
+      Row{"nmimgr: panic on NMI event 0x3c type=serr cpu=1", false, 0, 0, 0, "",
+          0},
       Row{"nmimgr: panic on NMI event 0x1ff (511) type=iochk cpu=1", false, 0,
           0, 0, "", 0},
       Row{"nmimgr: panic on NMI event 0x2c (44) type= cpu=1", false, 0, 0, 0,
@@ -85,9 +88,10 @@ TEST_CASE("parses nmimgr's panic line in its fixed form", "[unit][trigger]") {
   CHECK(v::ParsePanicLine(v::FormatPanicLine(*p))->raw_code == p->raw_code);
 }
 
-TEST_CASE("renders nmimgr's message from its fields when read from memory, "
-          "so trailing bytes do not leak in",
-          "[unit][trigger]") {
+TEST_CASE(
+    "renders nmimgr's message from its fields when read from memory, "
+    "so trailing bytes do not leak in",
+    "[unit][trigger]") {
   DumpSpec spec;
   spec.max_mapnr = 8;
   spec.pages[3] = Page(4096, 0x20,
@@ -123,11 +127,11 @@ TEST_CASE("finds the panic message and nmimgr's line in a saved kernel log",
 TEST_CASE("finds the trigger record in dump memory with every format",
           "[unit][trigger]") {
   DumpSpec spec = SampleSpec(v::kDumpZlib);
-  spec.pages[15] = WithRecordAt(Page(4096, 0x33), Record(0x2c, 0xef,
-                                NMIMGR_TYPE_SERR, 3), 2048);
+  spec.pages[15] = WithRecordAt(Page(4096, 0x33),
+                                Record(0x2c, 0xef, NMIMGR_TYPE_SERR, 3), 2048);
   // A copy that never fired (the module image in the page cache).
-  spec.pages[16] = WithRecordAt(Page(4096, 0x34),
-                                Record(0, 0xcf, 0, 0, 0, /*flags=*/0), 64);
+  spec.pages[16] =
+      WithRecordAt(Page(4096, 0x34), Record(0, 0xcf, 0, 0, 0, /*flags=*/0), 64);
   auto [name, data] = GENERATE_COPY(table<std::string, Bytes>({
       {"kdump", BuildKdump(spec)},
       {"elf", BuildElf(spec)},
@@ -179,9 +183,10 @@ TEST_CASE("finds a record that crosses into the physically next page",
   }
 }
 
-TEST_CASE("takes the panic line from the dump's memory when there is no "
-          "saved log, and from the saved log when there is",
-          "[unit][trigger]") {
+TEST_CASE(
+    "takes the panic line from the dump's memory when there is no "
+    "saved log, and from the saved log when there is",
+    "[unit][trigger]") {
   DumpSpec spec = SampleSpec(v::kDumpSnappy);
   // Printk text crossing from pfn 12 into pfn 13.
   std::string text =
