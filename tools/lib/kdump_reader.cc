@@ -17,7 +17,7 @@ namespace nmimgr::vmcore {
 namespace {
 
 constexpr uint64_t kBitmapChunk = 1 << 20;      // bytes of bitmap per read
-constexpr uint64_t kDescChunk = 1 << 16;        // descriptors per read
+constexpr uint64_t kDescChunk = 1 << 12;        // descriptors per read
 constexpr uint64_t kMaxMetadata = 64ull << 20;  // notes, vmcoreinfo
 constexpr size_t kBatchPages = 256;
 
@@ -472,8 +472,10 @@ class KdumpReader : public DumpReader {
       std::string first;
     };
     Tally missing, zero, past_end, bad, overlap;
-    auto note = [](Tally& t, std::string msg) {
-      if (t.count++ == 0) t.first = std::move(msg);
+    // Messages are formatted for the first of each kind only: a dump with
+    // millions of bad descriptors must not cost millions of strings.
+    auto note = [](Tally& t, auto&& make_msg) {
+      if (t.count++ == 0) t.first = make_msg();
     };
     uint64_t max_end = 0, zeros = 0;
     std::optional<uint64_t> first_off;
@@ -486,43 +488,60 @@ class KdumpReader : public DumpReader {
     Desc d;
     while (w.Next(d)) {
       if (!d.present) {
-        note(missing,
-             fmt::format("page descriptor {} (pfn {}) at offset {} lies past "
-                         "the end of the file ({})",
-                         d.index, d.pfn, d.at, file_size_));
-        continue;
+        // The file ends here: every later descriptor is missing too.
+        missing.count = ndesc_ - d.index;
+        missing.first = fmt::format(
+            "page descriptor {} (pfn {}) at offset {} lies past the end of "
+            "the file ({})",
+            d.index, d.pfn, d.at, file_size_);
+        break;
       }
       if (d.offset == 0 && d.size == 0 && d.flags == 0 && d.page_flags == 0) {
-        note(zero, fmt::format("descriptor {} (pfn {}) at offset {}", d.index,
-                               d.pfn, d.at));
+        note(zero, [&] {
+          return fmt::format("descriptor {} (pfn {}) at offset {}", d.index,
+                             d.pfn, d.at);
+        });
         continue;
       }
-      std::string where = fmt::format(
-          "page descriptor {} (pfn {}) at offset {}", d.index, d.pfn, d.at);
+      auto where = [&] {
+        return fmt::format("page descriptor {} (pfn {}) at offset {}", d.index,
+                           d.pfn, d.at);
+      };
       if (d.flags & ~kDumpCodecMask || std::popcount(d.flags) > 1) {
-        note(bad,
-             fmt::format("{}: flags {:#x} are not one codec", where, d.flags));
+        note(bad, [&] {
+          return fmt::format("{}: flags {:#x} are not one codec", where(),
+                             d.flags);
+        });
         continue;
       }
       if (d.size == 0 || d.size > block_size_ ||
           (d.flags == 0 && d.size != block_size_)) {
-        note(bad, fmt::format("{}: {} page of {} bytes is impossible with "
-                              "{}-byte pages",
-                              where, CodecName(d.flags), d.size, block_size_));
+        note(bad, [&] {
+          return fmt::format(
+              "{}: {} page of {} bytes is impossible with "
+              "{}-byte pages",
+              where(), CodecName(d.flags), d.size, block_size_);
+        });
         continue;
       }
       if (d.offset < 0 || static_cast<uint64_t>(d.offset) < desc_end_) {
-        note(overlap, fmt::format("{}: page data at offset {} overlaps the "
-                                  "headers, bitmap or descriptors (which end "
-                                  "at {})",
-                                  where, d.offset, desc_end_));
+        note(overlap, [&] {
+          return fmt::format(
+              "{}: page data at offset {} overlaps the "
+              "headers, bitmap or descriptors (which end "
+              "at {})",
+              where(), d.offset, desc_end_);
+        });
         continue;
       }
       uint64_t off = static_cast<uint64_t>(d.offset);
       if (off > file_size_ || d.size > file_size_ - off) {
-        note(past_end, fmt::format("{}: {} bytes of page data at offset {} "
-                                   "end past the end of the file ({})",
-                                   where, d.size, off, file_size_));
+        note(past_end, [&] {
+          return fmt::format(
+              "{}: {} bytes of page data at offset {} "
+              "end past the end of the file ({})",
+              where(), d.size, off, file_size_);
+        });
         continue;
       }
       bool raw_page = d.flags == 0 && d.size == block_size_;
@@ -541,9 +560,12 @@ class KdumpReader : public DumpReader {
         zero_off_ = off;
         zeros += off == *first_off ? 2 : 1;
       } else {
-        note(overlap, fmt::format("{}: page data at offset {} overlaps "
-                                  "earlier page data (which reaches {})",
-                                  where, off, max_end));
+        note(overlap, [&] {
+          return fmt::format(
+              "{}: page data at offset {} overlaps "
+              "earlier page data (which reaches {})",
+              where(), off, max_end);
+        });
         continue;
       }
       ++scan_pages_;

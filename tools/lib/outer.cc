@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <lz4frame.h>
 #include <lzma.h>
+#include <spdlog/spdlog.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -217,6 +218,9 @@ class DecodingSource : public StreamSource {
 
  private:
   void Restart() {
+    ++restarts_;
+    spdlog::debug("{}: restarting the {} stream (restart {})", raw_->Name(),
+                  OuterName(kind_), restarts_);
     dec_->Reset();
     raw_pos_ = 0;
     in_.clear();
@@ -318,6 +322,7 @@ class DecodingSource : public StreamSource {
   std::optional<uint64_t> size_;
   std::unordered_map<uint64_t, std::vector<uint8_t>> cache_;
   std::list<uint64_t> lru_;
+  uint64_t restarts_ = 0;
 };
 
 }  // namespace
