@@ -90,12 +90,33 @@ void ScanDumpDir(const fs::path& dir, Discovery& out,
   std::vector<std::string> names = SortedEntries(dir, out.errors);
   std::string layout = LayoutOfDirName(dir.filename().string());
   if (layout == "unknown") layout = LayoutOfFiles(names);
-  std::string dmesg;
+  std::vector<std::string> logs;
   for (const auto& n : names)
-    if (IsDmesgName(n) && IsRegular(dir / n)) {
-      dmesg = (dir / n).string();
-      if (n == "vmcore-dmesg.txt") break;
+    if (IsDmesgName(n) && IsRegular(dir / n)) logs.push_back(n);
+  auto has_log = [&](const std::string& n) {
+    return std::find(logs.begin(), logs.end(), n) != logs.end();
+  };
+  // The saved log that belongs to a dump: vmcore-dmesg.txt next to
+  // kdumpctl's vmcore*, dmesg.<stamp> next to dump.<stamp> or
+  // vmcore.<stamp> (or in the <stamp> directory of dump-incomplete); else
+  // the only log of a directory that holds only one dump.
+  auto log_for = [&](const std::string& file, size_t sets) -> std::string {
+    std::string n = fs::path(file).filename().string();
+    std::string stamp;
+    if (StartsWith(n, "dump.") || StartsWith(n, "vmcore.")) {
+      size_t b = n.find('.') + 1, e = n.find('.', b);
+      stamp = n.substr(b, e == std::string::npos ? e : e - b);
+    } else if (n == "dump-incomplete") {
+      std::string d = dir.filename().string();
+      stamp = d.size() >= 12 ? d.substr(d.size() - 12) : "";
     }
+    if (!stamp.empty() && has_log("dmesg." + stamp))
+      return (dir / ("dmesg." + stamp)).string();
+    if (StartsWith(n, "vmcore") && has_log("vmcore-dmesg.txt"))
+      return (dir / "vmcore-dmesg.txt").string();
+    if (sets == 1 && logs.size() == 1) return (dir / logs.front()).string();
+    return {};
+  };
 
   // Split parts grouped by the identity in their headers.
   using Key = std::tuple<std::string, std::string, int64_t, uint64_t>;
@@ -122,12 +143,13 @@ void ScanDumpDir(const fs::path& dir, Discovery& out,
     return only_file.empty() ||
            std::find(files.begin(), files.end(), only_file) != files.end();
   };
+  const size_t sets = singles.size() + splits.size();
   for (const auto& path : singles) {
     DumpSet d;
     d.dir = dir.string();
     d.files = {path};
     d.layout = layout;
-    d.dmesg_file = dmesg;
+    d.dmesg_file = log_for(path, sets);
     std::string n = fs::path(path).filename().string();
     d.name_incomplete = n.find("incomplete") != std::string::npos;
     if (wanted(d.files)) out.dumps.push_back(d);
@@ -138,7 +160,7 @@ void ScanDumpDir(const fs::path& dir, Discovery& out,
     d.dir = dir.string();
     for (auto& p : parts) d.files.push_back(p.second);
     d.layout = layout;
-    d.dmesg_file = dmesg;
+    d.dmesg_file = log_for(d.files.front(), sets);
     d.split = true;
     for (auto& f : d.files)
       if (fs::path(f).filename().string().find("incomplete") !=

@@ -103,6 +103,45 @@ TEST_CASE(
   }
 }
 
+TEST_CASE("pairs each dump with its own saved kernel log", "[unit][discover]") {
+  TempDir tmp;
+  Bytes kd = BuildKdump(SampleSpec());
+  Bytes log = {'x', '\n'};
+  auto log_of = [&](const std::string& dir, const std::string& dump) {
+    fs::create_directories(tmp / dir);
+    v::Discovery d = v::Discover({tmp / dir + "/" + dump});
+    REQUIRE(d.dumps.size() == 1);
+    return d.dumps[0].dmesg_file.empty()
+               ? std::string("-")
+               : fs::path(d.dumps[0].dmesg_file).filename().string();
+  };
+  // kdump-tools: two dumps in one directory, each with its stamp.
+  fs::create_directories(tmp / "a");
+  WriteFile(tmp / "a/dump.202611261455", kd);
+  WriteFile(tmp / "a/dump.202611261500.xz", Compress(v::OuterKind::kXz, kd));
+  WriteFile(tmp / "a/dmesg.202611261455", log);
+  WriteFile(tmp / "a/dmesg.202611261500", log);
+  CHECK(log_of("a", "dump.202611261455") == "dmesg.202611261455");
+  CHECK(log_of("a", "dump.202611261500.xz") == "dmesg.202611261500");
+  // dump-incomplete takes the directory's stamp.
+  fs::create_directories(tmp / "host-202611261510");
+  WriteFile(tmp / "host-202611261510/dump-incomplete", kd);
+  WriteFile(tmp / "host-202611261510/dmesg.202611261510", log);
+  CHECK(log_of("host-202611261510", "dump-incomplete") == "dmesg.202611261510");
+  // kdumpctl.
+  fs::create_directories(tmp / "k");
+  WriteFile(tmp / "k/vmcore", kd);
+  WriteFile(tmp / "k/vmcore-dmesg.txt", log);
+  WriteFile(tmp / "k/kexec-dmesg.log", log);
+  CHECK(log_of("k", "vmcore") == "vmcore-dmesg.txt");
+  // A stray log next to several unrelated dumps is nobody's.
+  fs::create_directories(tmp / "s");
+  WriteFile(tmp / "s/one.kdump", kd);
+  WriteFile(tmp / "s/two.kdump", kd);
+  WriteFile(tmp / "s/dmesg.out", log);
+  CHECK(log_of("s", "one.kdump") == "-");
+}
+
 TEST_CASE("accepts a dump directory or a dump file as PATH",
           "[unit][discover]") {
   FakeCrash fc;
