@@ -140,6 +140,44 @@ def read_every_page(dump: Path):
     return ok, missing
 
 
+def fired_records(dump: Path):
+    """nmimgr trigger records in DUMP's memory (module/nmimgr_record.h):
+    every 8-aligned copy of the magic whose version, size, FIRED flag and
+    FNV-1a checksum hold.  Pages are read through libkdumpfile in a child
+    process; returns a list of dicts."""
+    script = r"""
+import struct, sys, kdumpfile
+from kdumpfile import exceptions as E
+k = kdumpfile.kdumpfile(sys.argv[1])
+def fnv(b):
+    h = 2166136261
+    for x in b:
+        h = ((h ^ x) * 16777619) & 0xffffffff
+    return h
+for pfn in range(k.attr['max_pfn']):
+    try:
+        page = k.read(kdumpfile.KDUMP_MACHPHYSADDR, pfn << 12, 4096)
+    except E.NoDataException:
+        continue
+    at = page.find(b"NMIMGRtr")
+    while at >= 0:
+        rec = page[at:at + 96]
+        if at % 8 == 0 and len(rec) == 96:
+            version, size, flags = struct.unpack_from("<HHI", rec, 8)
+            raw, masked, mask, typ, cpu = struct.unpack_from("<BBBBI", rec, 16)
+            (checksum,) = struct.unpack_from("<I", rec, 92)
+            if version == 1 and size == 96 and flags & 1 and fnv(rec[:92]) == checksum:
+                print(raw, masked, mask, typ, cpu, flags)
+        at = page.find(b"NMIMGRtr", at + 1)
+"""
+    python = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
+    proc = subprocess.run([python, "-c", script, str(dump)], capture_output=True,
+                          text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    keys = ("raw_code", "masked_code", "event_mask", "nmi_type", "cpu", "flags")
+    return [dict(zip(keys, map(int, line.split()))) for line in proc.stdout.splitlines()]
+
+
 #: A capture step (vm.share / "capture.sh"): load nmimgr with no arguments,
 #: start makedumpfile, say so on the console, and note whether an NMI arrived
 #: while it ran; leave nmimgr's stats and the kernel log on the share.

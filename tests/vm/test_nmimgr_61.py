@@ -333,6 +333,12 @@ def test_panic_dumps_and_the_capture_kernel_drops_a_second_nmi(
     assert m.group(1) in ("21", "31") and m.group(3) == "unknown" and m.group(4) == "0"
     pages, _ = ng.read_every_page(vm.dump)
     assert pages > 1000
+    # the trigger record the handler filled is in the dump, exactly once
+    records = ng.fired_records(vm.dump)
+    assert len(records) == 1, records
+    rec = records[0]
+    assert rec["raw_code"] == int(m.group(1), 16) and rec["masked_code"] == 0x01
+    assert rec["event_mask"] == 0xcf and rec["nmi_type"] == 1 and rec["cpu"] == 0
 
 
 @pytest.mark.slow
