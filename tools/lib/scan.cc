@@ -7,6 +7,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <map>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -16,6 +17,18 @@
 
 namespace nmimgr::vmcore {
 namespace {
+
+struct Batch {
+  uint64_t seq = 0;
+  std::vector<PageJob> jobs;
+};
+
+// What one batch came to.
+struct BatchResult {
+  uint64_t decoded = 0;
+  uint64_t bad = 0;
+  std::string first_bad;
+};
 
 class Engine {
  public:
@@ -39,12 +52,20 @@ class Engine {
     return DecodePage(j.flags, in, out);
   }
 
-  void RunBatch(const std::vector<PageJob>& batch) {
+  void RunBatch(const Batch& batch) {
+    BatchResult res;
+    auto bad = [&](const PageJob& j, const std::string& err) {
+      if (res.bad++ == 0)
+        res.first_bad =
+            fmt::format("page at pfn {} (descriptor {}, data at offset {}): {}",
+                        j.pfn, j.index, j.offset, err);
+    };
     std::vector<uint8_t> in, page(page_size_), next(page_size_);
-    for (size_t i = 0; i < batch.size(); ++i) {
-      const PageJob& j = batch[i];
+    const auto& jobs = batch.jobs;
+    for (size_t i = 0; i < jobs.size(); ++i) {
+      const PageJob& j = jobs[i];
       if (j.lookahead) continue;
-      if (!deep_ && visitor_.Done()) return;
+      done_.fetch_add(1, std::memory_order_relaxed);
       if (j.zero_page) {
         // makedumpfile's shared zero page: check it once (deep), never scan.
         if (deep_ && !zero_checked_.exchange(true)) {
@@ -52,52 +73,41 @@ class Engine {
           if (err.empty() && std::any_of(page.begin(), page.end(),
                                          [](uint8_t b) { return b; }))
             err = "the shared zero page is not zero";
-          if (!err.empty()) Bad(j, err);
+          if (!err.empty()) bad(j, err);
         }
-        done_.fetch_add(1, std::memory_order_relaxed);
         continue;
       }
       std::string err = Decode(j, in, page);
       if (!err.empty()) {
-        Bad(j, err);
-        done_.fetch_add(1, std::memory_order_relaxed);
+        bad(j, err);
         continue;
       }
       std::span<const uint8_t> nx;
-      if (i + 1 < batch.size() && batch[i + 1].pfn == j.pfn + 1) {
-        const PageJob& n = batch[i + 1];
-        if (n.zero_page) {
+      if (i + 1 < jobs.size() && jobs[i + 1].pfn == j.pfn + 1) {
+        const PageJob& n = jobs[i + 1];
+        bool ok = true;
+        if (n.zero_page)
           std::fill(next.begin(), next.end(), 0);
+        else
+          ok = Decode(n, in, next).empty();
+        if (ok)
           nx = std::span<const uint8_t>(next).first(
               std::min<size_t>(kNextPrefix, page_size_));
-        } else if (Decode(n, in, next).empty()) {
-          nx = std::span<const uint8_t>(next).first(
-              std::min<size_t>(kNextPrefix, page_size_));
-        }
       }
-      visitor_.Visit(j.pfn, page, nx);
-      decoded_.fetch_add(1, std::memory_order_relaxed);
-      done_.fetch_add(1, std::memory_order_relaxed);
+      visitor_.Visit(batch.seq, j.pfn, page, nx);
+      ++res.decoded;
     }
-  }
-
-  void Bad(const PageJob& j, const std::string& err) {
     std::lock_guard lock(mu_);
-    if (bad_++ == 0)
-      first_bad_ = fmt::format(
-          "page at pfn {} (descriptor {}, data at offset "
-          "{}): {}",
-          j.pfn, j.index, j.offset, err);
+    results_[batch.seq] = std::move(res);
   }
 
   uint32_t page_size_;
   PageVisitor& visitor_;
   bool deep_;
   std::atomic<bool> zero_checked_{false};
-  std::atomic<uint64_t> done_{0}, decoded_{0};
+  std::atomic<uint64_t> done_{0};
   std::mutex mu_;
-  uint64_t bad_ = 0;
-  std::string first_bad_;
+  std::map<uint64_t, BatchResult> results_;
 };
 
 }  // namespace
@@ -112,14 +122,16 @@ ScanStats ScanPages(DumpReader& reader, uint32_t page_size,
 
   std::mutex mu;
   std::condition_variable cv_work, cv_space;
-  std::deque<std::vector<PageJob>> queue;
+  std::deque<Batch> queue;
   bool closed = false;
   const size_t max_queue = threads * 4;
   std::exception_ptr failure;
 
+  // Workers drain the queue even once the visitor is done: every batch up to
+  // the one the visitor names is then always processed.
   auto worker = [&] {
     for (;;) {
-      std::vector<PageJob> batch;
+      Batch batch;
       {
         std::unique_lock lock(mu);
         cv_work.wait(lock, [&] { return closed || !queue.empty(); });
@@ -141,13 +153,16 @@ ScanStats ScanPages(DumpReader& reader, uint32_t page_size,
   if (threads > 1)
     for (unsigned i = 0; i < threads; ++i) pool.emplace_back(worker);
 
+  uint64_t batches = 0;
+  bool more = false;  // pages were left when the visitor was done
   try {
-    std::vector<PageJob> batch;
-    while (reader.NextBatch(batch)) {
-      if (!opts.deep && visitor.Done()) {
-        stats.stopped_early = true;
+    Batch batch;
+    while (reader.NextBatch(batch.jobs)) {
+      if (!opts.deep && visitor.DoneAt()) {
+        more = true;
         break;
       }
+      batch.seq = batches++;
       if (threads > 1) {
         std::unique_lock lock(mu);
         cv_space.wait(lock, [&] { return queue.size() < max_queue; });
@@ -173,14 +188,25 @@ ScanStats ScanPages(DumpReader& reader, uint32_t page_size,
   if (failure) std::rethrow_exception(failure);
   if (opts.progress) opts.progress(eng.done_.load(), total);
 
-  stats.pages_decoded = eng.decoded_.load();
-  stats.pages_bad = eng.bad_;
-  if (!opts.deep && visitor.Done() && eng.done_.load() < total)
-    stats.stopped_early = true;
-  if (eng.bad_)
+  uint64_t last = batches ? batches - 1 : 0;
+  if (!opts.deep) {
+    if (std::optional<uint64_t> at = visitor.DoneAt()) {
+      last = *at;
+      stats.stopped_early = last + 1 < batches || more;
+      visitor.Truncate(last);
+    }
+  }
+  std::string first_bad;
+  for (const auto& [seq, res] : eng.results_) {
+    if (seq > last) break;
+    stats.pages_decoded += res.decoded;
+    if (res.bad && stats.pages_bad == 0) first_bad = res.first_bad;
+    stats.pages_bad += res.bad;
+  }
+  if (stats.pages_bad)
     findings.Add(Severity::kCorrupt, "bad-page",
-                 fmt::format("{}; {} pages do not decode to a page",
-                             eng.first_bad_, eng.bad_));
+                 fmt::format("{}; {} pages do not decode to a page", first_bad,
+                             stats.pages_bad));
   return stats;
 }
 

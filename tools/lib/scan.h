@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <span>
 
 #include "reader.h"
@@ -16,19 +17,27 @@ namespace nmimgr::vmcore {
 class PageVisitor {
  public:
   virtual ~PageVisitor() = default;
-  // Called concurrently.  `page` is the decoded page at `pfn`; `next` is a
-  // prefix of the page at pfn + 1 when that page is in the dump, else empty,
-  // so that data crossing into the next physical page can be seen.
-  virtual void Visit(uint64_t pfn, std::span<const uint8_t> page,
+  // Called concurrently.  `page` is the decoded page at `pfn`, from batch
+  // number `seq` (batches are numbered in pfn order from 0); `next` is a
+  // prefix of the page at pfn + 1 when that page is in the dump, else
+  // empty, so that data crossing into the next physical page can be seen.
+  virtual void Visit(uint64_t seq, uint64_t pfn, std::span<const uint8_t> page,
                      std::span<const uint8_t> next) = 0;
-  // True once the visitor has seen all it needs (ends a non-deep scan).
-  virtual bool Done() const { return false; }
+  // The smallest batch number by which the visitor has seen all it needs,
+  // counting only what batches up to that number showed; nullopt while it
+  // needs more.  Ends a non-deep scan.
+  virtual std::optional<uint64_t> DoneAt() const { return std::nullopt; }
+  // Forgets what batches after `seq` showed, so that a scan that stops early
+  // reports the same whatever the threads' timing.
+  virtual void Truncate(uint64_t /*seq*/) {}
 };
 
 struct ScanOptions {
   unsigned threads = 1;
   // Decode every page, even after the visitor is done, and check the shared
-  // zero page.
+  // zero page.  Without it the scan stops after the batch in which the
+  // visitor is done, and reports only batches up to that one (the same
+  // result whatever the threads' timing).
   bool deep = false;
   // Called from the calling thread with pages done so far and the total.
   std::function<void(uint64_t, uint64_t)> progress;

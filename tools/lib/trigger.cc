@@ -7,6 +7,7 @@
 #include <cctype>
 #include <charconv>
 #include <cstring>
+#include <tuple>
 
 #include "checked.h"
 #include "nmimgr_record.h"
@@ -130,7 +131,8 @@ KernelLogFacts ScanKernelLog(std::string_view text) {
   return f;
 }
 
-void TriggerScanner::Visit(uint64_t pfn, std::span<const uint8_t> page,
+void TriggerScanner::Visit(uint64_t seq, uint64_t pfn,
+                           std::span<const uint8_t> page,
                            std::span<const uint8_t> next) {
   // Records: the magic at every 8-byte-aligned offset of the page.
   uint64_t magic;
@@ -145,33 +147,31 @@ void TriggerScanner::Visit(uint64_t pfn, std::span<const uint8_t> page,
       rec = page.subspan(off, NMIMGR_RECORD_SIZE);
     } else {
       size_t head = page.size() - off, tail = NMIMGR_RECORD_SIZE - head;
-      if (next.size() < tail) {
-        std::lock_guard lock(mu_);
-        ++magic_hits_;
-        continue;
+      if (next.size() >= tail) {
+        std::memcpy(joined, page.data() + off, head);
+        std::memcpy(joined + head, next.data(), tail);
+        rec = joined;
       }
-      std::memcpy(joined, page.data() + off, head);
-      std::memcpy(joined + head, next.data(), tail);
-      rec = joined;
     }
-    std::optional<TriggerRecord> r = ParseRecord(rec);
+    std::optional<TriggerRecord> r;
+    if (!rec.empty()) r = ParseRecord(rec);
     std::lock_guard lock(mu_);
-    ++magic_hits_;
+    magic_seqs_.push_back(seq);
     if (!r) continue;
     r->pfn = pfn;
     r->page_offset = static_cast<uint32_t>(off);
-    records_.push_back(*r);
+    records_.push_back({seq, pfn, true, *r});
   }
   if (!want_log_) return;
   // Text: the page plus a prefix of the next one, for lines that cross.
   thread_local std::vector<uint8_t> buf;
   buf.assign(page.begin(), page.end());
   buf.insert(buf.end(), next.begin(), next.end());
-  ScanText(pfn, buf, page.size());
+  ScanText(seq, pfn, buf, page.size());
 }
 
-void TriggerScanner::ScanText(uint64_t pfn, std::span<const uint8_t> buf,
-                              size_t limit) {
+void TriggerScanner::ScanText(uint64_t seq, uint64_t pfn,
+                              std::span<const uint8_t> buf, size_t limit) {
   auto find_all = [&](std::string_view needle, auto&& on_hit) {
     const uint8_t* base = buf.data();
     size_t from = 0;
@@ -192,14 +192,10 @@ void TriggerScanner::ScanText(uint64_t pfn, std::span<const uint8_t> buf,
       from = at + 1;
     }
   };
-  auto better = [](const auto& old, bool clean, uint64_t at) {
-    return !old || (clean && !old->clean) ||
-           (clean == old->clean && at < old->pfn);
-  };
   find_all(kLinePrefix, [&](std::string_view text, bool clean) {
     if (auto p = ParsePanicLine(text)) {
       std::lock_guard lock(mu_);
-      if (better(line_, clean, pfn)) line_ = Hit<PanicLine>{pfn, clean, *p};
+      lines_.push_back({seq, pfn, clean, *p});
     }
   });
   find_all(kPanicPrefix, [&](std::string_view text, bool clean) {
@@ -214,47 +210,75 @@ void TriggerScanner::ScanText(uint64_t pfn, std::span<const uint8_t> buf,
       clean = true;
     }
     std::lock_guard lock(mu_);
-    if (better(message_, clean, pfn))
-      message_ = Hit<std::string>{pfn, clean, std::move(text_msg)};
+    messages_.push_back({seq, pfn, clean, std::move(text_msg)});
   });
 }
 
-bool TriggerScanner::Done() const {
+std::optional<uint64_t> TriggerScanner::DoneAt() const {
   std::lock_guard lock(mu_);
-  if (records_.empty()) return false;
-  return !want_log_ || (line_ && line_->clean);
+  std::optional<uint64_t> rec, line;
+  for (const auto& h : records_) rec = std::min(rec.value_or(h.seq), h.seq);
+  if (!rec) return std::nullopt;
+  if (!want_log_) return rec;
+  for (const auto& h : lines_)
+    if (h.clean) line = std::min(line.value_or(h.seq), h.seq);
+  if (!line) return std::nullopt;
+  return std::max(*rec, *line);
+}
+
+void TriggerScanner::Truncate(uint64_t seq) {
+  std::lock_guard lock(mu_);
+  auto drop = [seq](auto& v) {
+    std::erase_if(v, [seq](const auto& h) { return h.seq > seq; });
+  };
+  drop(records_);
+  drop(lines_);
+  drop(messages_);
+  std::erase_if(magic_seqs_, [seq](uint64_t s) { return s > seq; });
+}
+
+template <typename T>
+std::optional<T> TriggerScanner::Best(const std::vector<Hit<T>>& hits) {
+  const Hit<T>* best = nullptr;
+  for (const auto& h : hits)
+    if (!best || (h.clean && !best->clean) ||
+        (h.clean == best->clean && h.pfn < best->pfn))
+      best = &h;
+  if (!best) return std::nullopt;
+  return best->value;
 }
 
 std::vector<TriggerRecord> TriggerScanner::records() const {
   std::lock_guard lock(mu_);
+  std::vector<TriggerRecord> all;
+  for (const auto& h : records_) all.push_back(h.value);
+  std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) {
+    return std::tie(a.pfn, a.page_offset) < std::tie(b.pfn, b.page_offset);
+  });
   std::vector<TriggerRecord> out;
-  for (const TriggerRecord& r : records_) {
+  for (const TriggerRecord& r : all) {
     bool dup = std::any_of(out.begin(), out.end(), [&](const TriggerRecord& o) {
       return o.real_ns == r.real_ns && o.mono_ns == r.mono_ns &&
              o.raw_code == r.raw_code && o.cpu == r.cpu && o.nmis == r.nmis;
     });
     if (!dup) out.push_back(r);
   }
-  std::sort(out.begin(), out.end(),
-            [](const auto& a, const auto& b) { return a.pfn < b.pfn; });
   return out;
 }
 
 std::optional<PanicLine> TriggerScanner::memory_panic_line() const {
   std::lock_guard lock(mu_);
-  if (!line_) return std::nullopt;
-  return line_->value;
+  return Best(lines_);
 }
 
 std::optional<std::string> TriggerScanner::memory_panic_message() const {
   std::lock_guard lock(mu_);
-  if (!message_) return std::nullopt;
-  return message_->value;
+  return Best(messages_);
 }
 
 uint64_t TriggerScanner::magic_hits() const {
   std::lock_guard lock(mu_);
-  return magic_hits_;
+  return magic_seqs_.size();
 }
 
 }  // namespace nmimgr::vmcore

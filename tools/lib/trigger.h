@@ -75,9 +75,12 @@ KernelLogFacts ScanKernelLog(std::string_view text);
 class TriggerScanner : public PageVisitor {
  public:
   explicit TriggerScanner(bool want_log) : want_log_(want_log) {}
-  void Visit(uint64_t pfn, std::span<const uint8_t> page,
+  void Visit(uint64_t seq, uint64_t pfn, std::span<const uint8_t> page,
              std::span<const uint8_t> next) override;
-  bool Done() const override;
+  // Done at the first batch by which a valid record (and, when the log is
+  // wanted, a cleanly ended panic line) has been seen.
+  std::optional<uint64_t> DoneAt() const override;
+  void Truncate(uint64_t seq) override;
 
   // Distinct valid records, lowest pfn first.
   std::vector<TriggerRecord> records() const;
@@ -86,20 +89,24 @@ class TriggerScanner : public PageVisitor {
   uint64_t magic_hits() const;
 
  private:
-  void ScanText(uint64_t pfn, std::span<const uint8_t> buf, size_t limit);
-
-  bool want_log_;
-  mutable std::mutex mu_;
-  std::vector<TriggerRecord> records_;
-  uint64_t magic_hits_ = 0;
   template <typename T>
   struct Hit {
+    uint64_t seq;
     uint64_t pfn;
     bool clean;  // ended in NUL or newline
     T value;
   };
-  std::optional<Hit<PanicLine>> line_;
-  std::optional<Hit<std::string>> message_;
+  template <typename T>
+  static std::optional<T> Best(const std::vector<Hit<T>>& hits);
+  void ScanText(uint64_t seq, uint64_t pfn, std::span<const uint8_t> buf,
+                size_t limit);
+
+  bool want_log_;
+  mutable std::mutex mu_;
+  std::vector<Hit<TriggerRecord>> records_;
+  std::vector<uint64_t> magic_seqs_;
+  std::vector<Hit<PanicLine>> lines_;
+  std::vector<Hit<std::string>> messages_;
 };
 
 }  // namespace nmimgr::vmcore

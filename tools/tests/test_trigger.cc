@@ -230,3 +230,44 @@ TEST_CASE("skips the panic format string of the kernel image",
   auto r = CheckBytes(BuildKdump(spec));
   CHECK_FALSE(r.trigger.panic_message);
 }
+
+TEST_CASE("gives the same report on every run although threads race, and "
+          "checks past the trigger only with --deep",
+          "[unit][trigger][scan]") {
+  DumpSpec spec;
+  spec.max_mapnr = 4096;
+  spec.codec = v::kDumpZlib;
+  for (uint64_t p = 0; p < 3000; ++p)
+    spec.pages[p] = Page(4096, static_cast<uint8_t>(p % 251 + 1));
+  spec.pages[300] = WithRecordAt(spec.pages[300],
+                                 Record(0x21, 0xcf, NMIMGR_TYPE_UNKNOWN, 0),
+                                 800);
+  // A second, distinct record far later: never part of a non-deep report.
+  spec.pages[2900] = WithRecordAt(
+      spec.pages[2900], Record(0x31, 0xcf, NMIMGR_TYPE_UNKNOWN, 1, 5), 16);
+  Layout lay;
+  Bytes dump = BuildKdump(spec, &lay);
+  // Garbage in the data of the page at pfn 700 (batch 2).
+  for (int i = 0; i < 16; ++i) dump[lay.page_at[700] + 4 + i] ^= 0xa5;
+  std::string log = "[ 1.0] Kernel panic - not syncing: something\n";
+  std::string first;
+  for (int run = 0; run < 20; ++run) {
+    auto r = CheckBytes(dump, "vmcore", ScanOpts(false, 2), log);
+    INFO(Codes(r));
+    CHECK(r.verdict == Verdict::kComplete);
+    REQUIRE(r.trigger.records.size() == 1);
+    CHECK(r.trigger.records[0].pfn == 300);
+    CHECK(r.scan.stopped_early);
+    CHECK(r.scan.pages_decoded == 512);  // batches 0 and 1
+    auto json = v::DumpToJson(r);
+    json.erase("path");  // a new temporary directory each run
+    std::string j = json.dump();
+    if (run == 0) first = j;
+    CHECK(j == first);
+  }
+  auto deep = CheckBytes(dump, "vmcore", ScanOpts(true, 2), log);
+  CHECK(deep.verdict == Verdict::kCorrupt);
+  CHECK(deep.findings.HasCode("bad-page"));
+  CHECK(deep.trigger.records.size() == 2);
+  CHECK_FALSE(deep.scan.stopped_early);
+}
