@@ -98,6 +98,17 @@ def send_nmis(vm, count, interval=0.05, timeout=30):
     return settle(vm, before, timeout)
 
 
+def exercise(vm, count, interval=0.05):
+    """Empty the kernel log and send COUNT paced NMIs.
+
+    Returns (NMIs the guest counted, stats before, stats after, kernel log).
+    """
+    dmesg_clear(vm)
+    before = stats(vm)
+    got = send_nmis(vm, count, interval)
+    return got, before, stats(vm), dmesg(vm)
+
+
 def settle(vm, before, timeout=30, quiet=0.5):
     """Wait until the guest's NMI count stops moving; return the increase."""
     deadline = time.monotonic() + timeout

@@ -93,11 +93,8 @@ def test_unmanaged_nmi_gets_a_discovery_line_and_the_kernels_handling(clean):
 
 def test_ignore_leaves_the_nmi_to_the_kernel_silently(clean):
     assert ng.setp(clean, "events_ignore", "0x21")[0] == 0
-    ng.dmesg_clear(clean)
-    before = ng.stats(clean)
-    assert ng.send_nmis(clean, 2) == 2
-    after = ng.stats(clean)
-    log = ng.dmesg(clean)
+    got, before, after, log = ng.exercise(clean, 2)
+    assert got == 2
     assert after["ignored"] - before["ignored"] == 2
     assert UHUH in log
     assert "nmimgr:" not in log
@@ -105,11 +102,8 @@ def test_ignore_leaves_the_nmi_to_the_kernel_silently(clean):
 
 def test_drop_claims_the_nmi_counts_and_logs_it(clean):
     assert ng.setp(clean, "events_drop", "1")[0] == 0
-    ng.dmesg_clear(clean)
-    before = ng.stats(clean)
-    assert ng.send_nmis(clean, 3) == 3
-    after = ng.stats(clean)
-    log = ng.dmesg(clean)
+    got, before, after, log = ng.exercise(clean, 3)
+    assert got == 3
     assert after["dropped"] - before["dropped"] == 3
     assert UHUH not in log
     assert re.search(r"nmimgr: dropped NMI event 0x[23]1 \((33|49)\) type=unknown cpu=0", log)
@@ -117,11 +111,8 @@ def test_drop_claims_the_nmi_counts_and_logs_it(clean):
 
 def test_dry_run_logs_would_panic_and_changes_nothing(clean):
     assert ng.setp(clean, "policy", "panic=1 dry_run=1")[0] == 0
-    ng.dmesg_clear(clean)
-    before = ng.stats(clean)
-    assert ng.send_nmis(clean, 1) == 1
-    after = ng.stats(clean)
-    log = ng.dmesg(clean)
+    got, before, after, log = ng.exercise(clean, 1)
+    assert got == 1
     assert after["would_panic"] - before["would_panic"] == 1
     assert after["panics"] == 0 and after["fired"] == 0 and after["latched"] == 0
     assert "nmimgr: dry run: would panic on NMI event 0x" in log
@@ -131,12 +122,10 @@ def test_dry_run_logs_would_panic_and_changes_nothing(clean):
 def test_event_code_0_is_managed(clean):
     # Mask 0xc0 keeps only the SERR/IOCHK bits: QEMU's NMI is code 0.
     assert ng.setp(clean, "policy", "drop=0 mask=0xc0")[0] == 0
-    ng.dmesg_clear(clean)
-    before = ng.stats(clean)
-    assert ng.send_nmis(clean, 2) == 2
-    after = ng.stats(clean)
+    got, before, after, log = ng.exercise(clean, 2)
+    assert got == 2
     assert after["dropped"] - before["dropped"] == 2
-    assert UHUH not in ng.dmesg(clean)
+    assert UHUH not in log
 
 
 def test_default_mask_matches_both_readings_and_exact_match_splits_them(clean):

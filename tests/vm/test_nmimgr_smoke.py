@@ -45,10 +45,7 @@ def test_load_each_action_and_panic_to_a_dump(smoke_kernel, tmp_path, record_pro
                 assert ng.setp(vm, "policy", policy)[0] == 0
             else:
                 ng.reset(vm)
-            ng.dmesg_clear(vm)
-            before = ng.stats(vm)
-            got = ng.send_nmis(vm, count)
-            return got, before, ng.stats(vm), ng.dmesg(vm)
+            return ng.exercise(vm, count)
 
         got, before, after, log = step("")
         assert after["unmanaged"] - before["unmanaged"] == got > 0
