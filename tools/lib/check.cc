@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <memory>
@@ -44,6 +45,22 @@ std::unique_ptr<DumpReader> OpenOne(const std::string& path, Opened& o,
     r.findings.Add(Severity::kIncomplete, "truncated",
                    fmt::format("{}: the file is empty", path));
     return nullptr;
+  }
+  {
+    // A file whose start is all zeros was written but never reached the
+    // disk (file size updated, data blocks lost in a reset).
+    std::vector<uint8_t> head(std::min<uint64_t>(src->Size(), 4096));
+    size_t got = src->ReadAt(0, head);
+    head.resize(got);
+    if (!head.empty() && std::all_of(head.begin(), head.end(),
+                                     [](uint8_t b) { return b == 0; })) {
+      r.findings.Add(Severity::kIncomplete, "zero-filled",
+                     fmt::format("{}: the first {} bytes are zero: the file "
+                                 "was written but its data never reached "
+                                 "the disk",
+                                 path, got));
+      return nullptr;
+    }
   }
   Probe flat = ProbeFlattened(*src);
   if (flat == Probe::kMine) {

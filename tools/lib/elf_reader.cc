@@ -138,6 +138,15 @@ class ElfReader : public DumpReader {
       throw TruncatedError(fmt::format(
           "elf header: file ends at {} bytes, within the 64-byte header", got));
     ByteView e(eb, 0, "elf header");
+    if ((e.U8(4) == 1 || e.U8(4) == 2) && (e.U8(5) == 1 || e.U8(5) == 2) &&
+        (e.U8(4) != 2 || e.U8(5) != 1)) {
+      // A valid dump of another kind: say so rather than call it broken.
+      findings.Add(Severity::kCorrupt, "unsupported",
+                   fmt::format("elf header: class {} data encoding {}: only "
+                               "64-bit little-endian dumps are supported",
+                               e.U8(4), e.U8(5)));
+      return;
+    }
     if (e.U8(4) != 2)
       throw CorruptError(
           fmt::format("elf header: class {} is not ELFCLASS64", e.U8(4)));

@@ -72,8 +72,9 @@ TEST_CASE("tells corruption of ELF headers from truncation",
   const uint64_t ph1 = 64 + 56, ph2 = 64 + 2 * 56;
   auto [what, off, value, width, verdict, code] = GENERATE_COPY(
       table<const char*, uint64_t, uint64_t, int, Verdict, const char*>({
-          {"32-bit class", 4, 1, 1, Verdict::kCorrupt, "corrupt"},
-          {"big-endian", 5, 2, 1, Verdict::kCorrupt, "corrupt"},
+          {"32-bit class", 4, 1, 1, Verdict::kCorrupt, "unsupported"},
+          {"big-endian", 5, 2, 1, Verdict::kCorrupt, "unsupported"},
+          {"class 7", 4, 7, 1, Verdict::kCorrupt, "corrupt"},
           {"not a core file", 16, 2, 2, Verdict::kCorrupt, "corrupt"},
           {"program header size", 54, 32, 2, Verdict::kCorrupt, "corrupt"},
           {"no program headers", 56, 0, 2, Verdict::kCorrupt, "corrupt"},

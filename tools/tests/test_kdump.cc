@@ -264,3 +264,24 @@ TEST_CASE("counts excluded pages from the two bitmaps", "[unit][kdump]") {
   CHECK(r.facts.pages_excluded == 300);
   CHECK_FALSE(r.facts.pages_zero.has_value());
 }
+
+TEST_CASE("tells data that never reached the disk from corruption",
+          "[unit][kdump]") {
+  Layout lay;
+  Bytes dump = BuildKdump(SampleSpec(v::kDumpZlib), &lay);
+  SECTION("a file of zeros") {
+    auto r = CheckBytes(Bytes(dump.size(), 0));
+    CHECK(r.verdict == Verdict::kIncomplete);
+    CHECK(r.findings.HasCode("zero-filled"));
+  }
+  SECTION("page data zeroed from some point on") {
+    std::fill(dump.begin() + static_cast<long>(lay.page_at[6]), dump.end(),
+              0);
+    auto r = CheckBytes(dump, "vmcore", ScanOpts(true));
+    INFO(Codes(r));
+    CHECK(r.verdict == Verdict::kIncomplete);
+    CHECK(r.findings.HasCode("zero-data"));
+    CHECK_FALSE(r.findings.HasCode("bad-page"));
+    CHECK_THAT(Codes(r), Catch::Contains("the first is the page at pfn 13"));
+  }
+}
