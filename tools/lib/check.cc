@@ -116,6 +116,19 @@ class Progress {
   std::chrono::steady_clock::time_point last_;
 };
 
+// A flattened stream that has its end marker but lacks records the dump
+// needed (with no end marker, "no-end-marker" already says it all).
+void ReportHoles(FlattenedSource* flat, DumpResult& r) {
+  if (!flat || !flat->has_end_marker() || flat->hole_reads() == 0 ||
+      r.findings.HasCode("flattened-hole"))
+    return;
+  r.findings.Add(Severity::kIncomplete, "flattened-hole",
+                 fmt::format("flattened stream: no record carries dump "
+                             "offsets {}, which the dump needs; {} reads "
+                             "fell into such holes",
+                             flat->FirstHole(), flat->hole_reads()));
+}
+
 void CheckInto(DumpResult& r, const CheckOptions& opts) {
   const DumpSet& set = r.set;
   if (set.name_incomplete)
@@ -126,6 +139,7 @@ void CheckInto(DumpResult& r, const CheckOptions& opts) {
             std::filesystem::path(set.files.front()).filename().string()));
   Opened opened;
   std::unique_ptr<DumpReader> reader;
+  FlattenedSource* flat = nullptr;
   std::vector<Opened> parts;
   StreamSource* stream = nullptr;
   if (set.split && set.files.size() >= 1) {
@@ -142,6 +156,8 @@ void CheckInto(DumpResult& r, const CheckOptions& opts) {
     reader = OpenOne(set.files.front(), opened, r);
     if (!opened.owned.empty())
       stream = dynamic_cast<StreamSource*>(opened.owned.front().get());
+    for (auto& o : opened.owned)
+      if (auto* f = dynamic_cast<FlattenedSource*>(o.get())) flat = f;
   }
   if (reader) reader->CheckStructure(r.facts, r.findings);
   if (stream && stream->Truncated())
@@ -215,6 +231,7 @@ void CheckInto(DumpResult& r, const CheckOptions& opts) {
       }
     }
   }
+  ReportHoles(flat, r);
 }
 
 }  // namespace

@@ -132,10 +132,20 @@ size_t FlattenedSource::ReadAt(uint64_t offset, std::span<uint8_t> out) {
   uint64_t end = offset + n;
   auto it = map_.upper_bound(offset);
   if (it != map_.begin()) --it;
+  uint64_t covered_to = offset;  // bytes before this are accounted for
+  auto hole = [&](uint64_t a, uint64_t b) {
+    std::lock_guard lock(mu_);
+    if (hole_reads_++ == 0) {
+      hole_start_ = a;
+      hole_end_ = b;
+    }
+  };
   for (; it != map_.end() && it->first < end; ++it) {
     uint64_t s = std::max(it->first, offset);
     uint64_t e = std::min(it->second.end, end);
     if (s >= e) continue;
+    if (s > covered_to) hole(covered_to, s);
+    covered_to = e;
     std::span<uint8_t> dst = out.subspan(s - offset, e - s);
     uint64_t src = it->second.file_off + (s - it->first);
     if (file_.ReadAt(src, dst) != dst.size())
@@ -144,7 +154,18 @@ size_t FlattenedSource::ReadAt(uint64_t offset, std::span<uint8_t> out) {
                       "offset {} vanished",
                       file_.Name(), src));
   }
+  if (covered_to < end) hole(covered_to, end);
   return n;
+}
+
+uint64_t FlattenedSource::hole_reads() const {
+  std::lock_guard lock(mu_);
+  return hole_reads_;
+}
+
+std::string FlattenedSource::FirstHole() const {
+  std::lock_guard lock(mu_);
+  return fmt::format("[{}, {})", hole_start_, hole_end_);
 }
 
 }  // namespace nmimgr::vmcore

@@ -27,6 +27,8 @@
 
 #include <map>
 #include <memory>
+#include <mutex>
+#include <string>
 
 #include "reader.h"
 #include "source.h"
@@ -49,6 +51,11 @@ class FlattenedSource : public Source {
 
   uint64_t records() const { return records_; }
   bool has_end_marker() const { return end_marker_; }
+  // Reads that asked for bytes no record carries: the dump needed data the
+  // stream never delivered.  Padding between structures is never read, so
+  // any such read means missing data.
+  uint64_t hole_reads() const;
+  std::string FirstHole() const;  // "[a, b)" of the first one
 
  private:
   struct Extent {
@@ -62,6 +69,9 @@ class FlattenedSource : public Source {
   uint64_t size_ = 0;
   uint64_t records_ = 0;
   bool end_marker_ = false;
+  mutable std::mutex mu_;
+  uint64_t hole_reads_ = 0;
+  uint64_t hole_start_ = 0, hole_end_ = 0;
 };
 
 }  // namespace nmimgr::vmcore

@@ -210,3 +210,27 @@ TEST_CASE("reads a split set and reports a missing part", "[unit][split]") {
     CHECK_THAT(Codes(r), Catch::Contains("split part vmcore_2: "));
   }
 }
+
+TEST_CASE(
+    "reports a flattened stream that kept its end marker but lost "
+    "records the dump needs",
+    "[unit][flattened]") {
+  std::vector<uint64_t> at;
+  DumpSpec spec = SampleSpec();  // raw pages: zeros would pass unnoticed
+  Bytes flat = Flatten(BuildKdump(spec), {}, &at);
+  REQUIRE(at.size() > 8);
+  // Drop record 7 (4 KiB of page data) and keep everything else.
+  Bytes holed(flat.begin(), flat.begin() + static_cast<long>(at[7]));
+  holed.insert(holed.end(), flat.begin() + static_cast<long>(at[8]),
+               flat.end());
+  auto r = CheckBytes(holed, "vmcore", ScanOpts(true));
+  INFO(Codes(r));
+  CHECK(r.verdict == Verdict::kIncomplete);
+  CHECK(r.findings.HasCode("flattened-hole"));
+  CHECK_THAT(Codes(r), Catch::Contains("no record carries dump offsets [" +
+                                       std::to_string(7 * 4096) + ", " +
+                                       std::to_string(8 * 4096) + ")"));
+  // The whole stream has no holes where the dump reads.
+  auto whole = CheckBytes(flat, "vmcore", ScanOpts(true));
+  CHECK_FALSE(whole.findings.HasCode("flattened-hole"));
+}

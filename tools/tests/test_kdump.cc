@@ -275,8 +275,7 @@ TEST_CASE("tells data that never reached the disk from corruption",
     CHECK(r.findings.HasCode("zero-filled"));
   }
   SECTION("page data zeroed from some point on") {
-    std::fill(dump.begin() + static_cast<long>(lay.page_at[6]), dump.end(),
-              0);
+    std::fill(dump.begin() + static_cast<long>(lay.page_at[6]), dump.end(), 0);
     auto r = CheckBytes(dump, "vmcore", ScanOpts(true));
     INFO(Codes(r));
     CHECK(r.verdict == Verdict::kIncomplete);

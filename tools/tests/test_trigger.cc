@@ -231,17 +231,17 @@ TEST_CASE("skips the panic format string of the kernel image",
   CHECK_FALSE(r.trigger.panic_message);
 }
 
-TEST_CASE("gives the same report on every run although threads race, and "
-          "checks past the trigger only with --deep",
-          "[unit][trigger][scan]") {
+TEST_CASE(
+    "gives the same report on every run although threads race, and "
+    "checks past the trigger only with --deep",
+    "[unit][trigger][scan]") {
   DumpSpec spec;
   spec.max_mapnr = 4096;
   spec.codec = v::kDumpZlib;
   for (uint64_t p = 0; p < 3000; ++p)
     spec.pages[p] = Page(4096, static_cast<uint8_t>(p % 251 + 1));
-  spec.pages[300] = WithRecordAt(spec.pages[300],
-                                 Record(0x21, 0xcf, NMIMGR_TYPE_UNKNOWN, 0),
-                                 800);
+  spec.pages[300] = WithRecordAt(
+      spec.pages[300], Record(0x21, 0xcf, NMIMGR_TYPE_UNKNOWN, 0), 800);
   // A second, distinct record far later: never part of a non-deep report.
   spec.pages[2900] = WithRecordAt(
       spec.pages[2900], Record(0x31, 0xcf, NMIMGR_TYPE_UNKNOWN, 1, 5), 16);
