@@ -2,9 +2,11 @@
 //
 // Cross-checks the readers against libkdumpfile: every page our engine
 // decodes must read the same through libkdumpfile.  On builder dumps always;
-// on real dumps (VM lab output) when NMIMGR_REAL_DUMPS names them,
-// colon-separated.  libkdumpfile 0.5.1 cannot open the flattened format, so
-// only plain ELF and kdump-compressed files are compared.
+// on real dumps (VM lab output) when NMIMGR_REAL_DUMPS names them: dump
+// files, dump directories or crash roots, separated by white space (kdumpctl
+// directory names contain colons).  libkdumpfile 0.5.1 cannot open the
+// flattened format, so only plain ELF and kdump-compressed files are
+// compared.
 #include <fcntl.h>
 #include <libkdumpfile/kdumpfile.h>
 #include <unistd.h>
@@ -15,6 +17,7 @@
 #include <sstream>
 
 #include "codec.h"
+#include "discover.h"
 #include "kernel_log.h"
 #include "scan.h"
 #include "test_support.h"
@@ -95,6 +98,24 @@ size_t CrossCheck(const std::string& path, size_t limit) {
   return compared;
 }
 
+// Plain ELF and kdump-compressed files named by NMIMGR_REAL_DUMPS.
+std::vector<std::string> RealDumps() {
+  std::vector<std::string> out;
+  const char* env = std::getenv("NMIMGR_REAL_DUMPS");
+  if (!env) return out;
+  std::istringstream in(env);
+  std::vector<std::string> paths;
+  for (std::string p; in >> p;) paths.push_back(p);
+  for (const auto& d : v::Discover(paths).dumps) {
+    if (d.split) continue;
+    v::FileSource src(d.files.front());
+    if (v::ProbeKdump(src) == v::Probe::kMine ||
+        v::ProbeElf(src) == v::Probe::kMine)
+      out.push_back(d.files.front());
+  }
+  return out;
+}
+
 }  // namespace
 
 TEST_CASE("reads the same pages as libkdumpfile from builder dumps",
@@ -116,14 +137,12 @@ TEST_CASE("reads the same pages as libkdumpfile from builder dumps",
 
 TEST_CASE("reads the same pages as libkdumpfile from real dumps",
           "[unit][libkdumpfile][real]") {
-  const char* env = std::getenv("NMIMGR_REAL_DUMPS");
-  if (!env || !*env) {
-    SUCCEED("NMIMGR_REAL_DUMPS not set");
+  std::vector<std::string> dumps = RealDumps();
+  if (dumps.empty()) {
+    SUCCEED("NMIMGR_REAL_DUMPS names no plain dump");
     return;
   }
-  std::istringstream in(env);
-  for (std::string path; std::getline(in, path, ':');) {
-    if (path.empty()) continue;
+  for (const std::string& path : dumps) {
     CAPTURE(path);
     CHECK(CrossCheck(path, 4000) > 0);
   }
@@ -133,14 +152,12 @@ TEST_CASE(
     "reads the same kernel log as makedumpfile --dump-dmesg from real "
     "dumps",
     "[unit][kernel-log][real]") {
-  const char* env = std::getenv("NMIMGR_REAL_DUMPS");
-  if (!env || !*env || std::system("command -v makedumpfile >/dev/null") != 0) {
-    SUCCEED("NMIMGR_REAL_DUMPS not set or no makedumpfile");
+  std::vector<std::string> dumps = RealDumps();
+  if (dumps.empty() || std::system("command -v makedumpfile >/dev/null") != 0) {
+    SUCCEED("NMIMGR_REAL_DUMPS names no plain dump, or no makedumpfile");
     return;
   }
-  std::istringstream in(env);
-  for (std::string path; std::getline(in, path, ':');) {
-    if (path.empty()) continue;
+  for (const std::string& path : dumps) {
     CAPTURE(path);
     TempDir tmp;
     std::string cmd = "makedumpfile --dump-dmesg '" + path + "' '" +
