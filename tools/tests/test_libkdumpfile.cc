@@ -3,8 +3,9 @@
 // Cross-checks the readers against libkdumpfile: every page our engine
 // decodes must read the same through libkdumpfile.  On builder dumps always;
 // on real dumps (VM lab output) when NMIMGR_REAL_DUMPS names them: dump
-// files, dump directories or crash roots, separated by white space (kdumpctl
-// directory names contain colons).  libkdumpfile 0.5.1 cannot open the
+// files, dump directories or crash roots, separated by white space or
+// colons (a colon inside an existing path, as in kdumpctl's directory names,
+// is kept).  libkdumpfile 0.5.1 cannot open the
 // flattened format, so only plain ELF and kdump-compressed files are
 // compared.
 #include <fcntl.h>
@@ -13,6 +14,7 @@
 
 #include <catch2/catch.hpp>
 #include <cstdlib>
+#include <filesystem>
 #include <mutex>
 #include <sstream>
 
@@ -103,9 +105,19 @@ std::vector<std::string> RealDumps() {
   std::vector<std::string> out;
   const char* env = std::getenv("NMIMGR_REAL_DUMPS");
   if (!env) return out;
+  // White space separates; so does a colon, unless the colon is part of an
+  // existing path (kdumpctl's directory names).
   std::istringstream in(env);
   std::vector<std::string> paths;
-  for (std::string p; in >> p;) paths.push_back(p);
+  for (std::string tok; in >> tok;) {
+    if (std::filesystem::exists(tok)) {
+      paths.push_back(tok);
+      continue;
+    }
+    std::istringstream parts(tok);
+    for (std::string p; std::getline(parts, p, ':');)
+      if (!p.empty()) paths.push_back(p);
+  }
   for (const auto& d : v::Discover(paths).dumps) {
     if (d.split) continue;
     v::FileSource src(d.files.front());
