@@ -447,6 +447,17 @@ class KdumpReader : public DumpReader {
 
     uint64_t present =
         CountBits(src_, bitmap_off_, start_pfn_, end_pfn_, "first bitmap");
+    // makedumpfile leaves the bitmaps zero past max_mapnr; bits there mean
+    // a max_mapnr that does not belong to these bitmaps.
+    for (uint64_t half = 0; half < 2; ++half) {
+      uint64_t past =
+          CountBits(src_, bitmap_off_ + half * bitmap_half_, max_mapnr_,
+                    bitmap_half_ * 8, half ? "second bitmap" : "first bitmap");
+      if (past)
+        Add(findings, Severity::kCorrupt, "corrupt",
+            fmt::format("{} bitmap: {} pfns at or past max_mapnr {} are set",
+                        half ? "second" : "first", past, max_mapnr_));
+    }
     uint64_t dumped = CountBits(src_, bitmap_off_ + bitmap_half_, start_pfn_,
                                 end_pfn_, "second bitmap");
     ndesc_ = dumped;
@@ -478,6 +489,7 @@ class KdumpReader : public DumpReader {
       if (t.count++ == 0) t.first = make_msg();
     };
     uint64_t max_end = 0, zeros = 0;
+    std::optional<uint64_t> min_off;  // lowest page data offset
     std::optional<uint64_t> first_off;
     bool first_raw = false;
     // makedumpfile writes the shared zero page right after the descriptor
@@ -569,8 +581,21 @@ class KdumpReader : public DumpReader {
         continue;
       }
       ++scan_pages_;
+      min_off = std::min(min_off.value_or(off), off);
     }
     data_end_ = max_end;
+    // In a whole dump the page data starts right after the descriptors (or
+    // after the shared zero page there).  Anything else means the bitmap
+    // counts a different number of pages than the table holds: every
+    // descriptor would be read for the wrong pfn.
+    bool zero_first = facts.dump_level && (*facts.dump_level & 1);
+    if (!facts.split && min_off && !missing.count && *min_off != desc_end_ &&
+        !(zero_first && *min_off == desc_end_ + block_size_))
+      Add(findings, Severity::kCorrupt, "bitmap-mismatch",
+          fmt::format("page data starts at offset {}, not right after the {} "
+                      "descriptors the bitmap counts (offset {}): the bitmap "
+                      "and the descriptor table disagree",
+                      *min_off, ndesc_, desc_end_));
     if (facts.dump_level && (*facts.dump_level & 1)) facts.pages_zero = zeros;
     if (missing.count)
       Add(findings, Severity::kIncomplete, "truncated",

@@ -320,3 +320,23 @@ TEST_CASE(
     ::chmod(dir.c_str(), 0755);
   }
 }
+
+TEST_CASE(
+    "with --no-scan reads no page data and takes the log from the "
+    "saved file only",
+    "[unit][run]") {
+  FakeCrash fc;
+  v::Options o;
+  o.paths = {fc.root + "/192.168.1.5-2026-11-26-14:55:01"};
+  o.json = true;
+  o.check.scan = false;
+  std::ostringstream out, err;
+  CHECK(v::Run(o, out, err) == 0);
+  auto j = nlohmann::json::parse(out.str());
+  const auto& d = j["dumps"][0];
+  CHECK(d["scan"]["mode"] == "none");
+  CHECK(d["scan"]["pages_decoded"] == 0);
+  CHECK(d["trigger"]["record"].is_null());
+  CHECK(d["trigger"]["panic_message"] == "sysrq triggered crash");
+  CHECK(d["trigger"]["kernel_log"]["source"] == "dmesg-file");
+}

@@ -125,3 +125,27 @@ TEST_CASE("counts the kernel image mapped twice by /proc/vmcore once",
   CHECK(r.facts.pages_dumped == spec.pages.size() - 1);  // pfn 40 is gone
   CHECK(r.scan.pages_decoded == spec.pages.size() - 1);
 }
+
+TEST_CASE(
+    "reads the program header count from section header 0 when "
+    "e_phnum is PN_XNUM",
+    "[unit][elf]") {
+  DumpSpec spec = SampleSpec();
+  Bytes elf = BuildElf(spec);
+  // Append section header 0 with sh_info = 5 and point e_shoff at it.
+  uint64_t shoff = elf.size();
+  elf.resize(elf.size() + 64, 0);
+  PutLe(elf, shoff + 44, 5, 4);
+  PutLe(elf, 40, shoff, 8);
+  PutLe(elf, 58, 64, 2);
+  PutLe(elf, 60, 1, 2);
+  PutLe(elf, 56, 0xffff, 2);
+  auto r = CheckBytes(elf);
+  INFO(Codes(r));
+  CHECK(r.verdict == Verdict::kComplete);
+  CHECK(r.facts.pages_dumped == spec.pages.size());
+  SECTION("a section header past the end is truncation") {
+    PutLe(elf, 40, elf.size() + 4096, 8);
+    CHECK(CheckBytes(elf).verdict == Verdict::kIncomplete);
+  }
+}

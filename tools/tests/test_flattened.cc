@@ -234,3 +234,46 @@ TEST_CASE(
   auto whole = CheckBytes(flat, "vmcore", ScanOpts(true));
   CHECK_FALSE(whole.findings.HasCode("flattened-hole"));
 }
+
+TEST_CASE("reports bytes after the flattened end marker", "[unit][flattened]") {
+  Bytes flat = Flatten(BuildKdump(SampleSpec()));
+  flat.insert(flat.end(), {1, 2, 3, 4});
+  auto r = CheckBytes(flat);
+  CHECK(r.verdict == Verdict::kCorrupt);
+  CHECK_THAT(Codes(r), Catch::Contains("4 bytes after the end marker"));
+}
+
+TEST_CASE("reports split parts that disagree or overlap", "[unit][split]") {
+  DumpSpec spec = SampleSpec();
+  std::vector<Bytes> parts = BuildSplit(spec, {30});
+  DumpSpec other = spec;
+  other.max_mapnr = 96;
+  TempDir dir;
+  v::DumpSet set;
+  set.dir = dir.path();
+  set.split = true;
+  SECTION("parts of different sizes of memory") {
+    WriteFile(dir / "a", parts[0]);
+    WriteFile(dir / "b", BuildSplit(other, {30})[1]);
+    set.files = {dir / "a", dir / "b"};
+    auto r = v::CheckDump(set, ScanOpts());
+    CHECK(r.verdict == Verdict::kCorrupt);
+    CHECK(r.findings.HasCode("split-mismatch"));
+  }
+  SECTION("parts that overlap") {
+    WriteFile(dir / "a", parts[0]);
+    WriteFile(dir / "b", BuildSplit(spec, {20})[1]);
+    set.files = {dir / "a", dir / "b"};
+    auto r = v::CheckDump(set, ScanOpts());
+    CHECK(r.verdict == Verdict::kCorrupt);
+    CHECK_THAT(Codes(r), Catch::Contains("parts overlap at pfn 20"));
+  }
+  SECTION("a part that is no split part") {
+    WriteFile(dir / "a", parts[0]);
+    WriteFile(dir / "b", BuildKdump(spec));
+    set.files = {dir / "a", dir / "b"};
+    auto r = v::CheckDump(set, ScanOpts());
+    CHECK(r.verdict == Verdict::kCorrupt);
+    CHECK_THAT(Codes(r), Catch::Contains("part 2 is not a split part"));
+  }
+}

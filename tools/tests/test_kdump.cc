@@ -284,3 +284,31 @@ TEST_CASE("tells data that never reached the disk from corruption",
     CHECK_THAT(Codes(r), Catch::Contains("the first is the page at pfn 13"));
   }
 }
+
+TEST_CASE("reports a second bitmap that disagrees with the descriptor table",
+          "[unit][kdump][corrupt]") {
+  Layout lay;
+  Bytes dump = BuildKdump(SampleSpec(v::kDumpZlib), &lay);
+  const uint64_t bitmap2 = lay.bitmap_off + lay.bitmap_len / 2;
+  SECTION("a dumped page's bit cleared") {
+    dump[bitmap2 + 12 / 8] &= static_cast<uint8_t>(~(1u << (12 % 8)));
+    auto r = CheckBytes(dump);
+    INFO(Codes(r));
+    CHECK(r.verdict == Verdict::kCorrupt);
+    CHECK(r.findings.HasCode("bitmap-mismatch"));
+  }
+  SECTION("an excluded page's bit set") {
+    dump[bitmap2 + 30 / 8] |= static_cast<uint8_t>(1u << (30 % 8));
+    auto r = CheckBytes(dump);
+    INFO(Codes(r));
+    CHECK(r.verdict == Verdict::kCorrupt);
+  }
+  SECTION("max_mapnr shrunk below dumped pages") {
+    for (int i = 0; i < 8; ++i)
+      dump[4096 + 96 + i] = static_cast<uint8_t>(i == 0 ? 32 : 0);
+    auto r = CheckBytes(dump);
+    INFO(Codes(r));
+    CHECK(r.verdict == Verdict::kCorrupt);
+    CHECK_THAT(Codes(r), Catch::Contains("at or past max_mapnr 32 are set"));
+  }
+}
