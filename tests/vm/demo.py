@@ -13,6 +13,7 @@ Usage: demo.py [--kernel 6.1] [--out DIR]
 """
 
 import argparse
+import json
 import shutil
 import subprocess
 import sys
@@ -117,15 +118,21 @@ def main():
     crash.mkdir(parents=True)
     dump = crash / f"dump.{crash.name}"
     shutil.move(str(vm.dump), dump)
-    log = kdump.dump_dmesg(dump)
-    (crash / f"dmesg.{crash.name}").write_text(log)
+    log = kdump.dump_dmesg(dump)     # as kdump-tools saves it: dmesg.<stamp>
+    dump.with_name(dump.name + ".dmesg").rename(crash / f"dmesg.{crash.name}")
     m = ng.PANIC_LINE.search(log)
     print(f"    {dump} ({dump.stat().st_size // 1024} KiB)")
     print(f"    {m.group(0) if m else 'NO nmimgr panic line found'}")
     check = REPO_DIR / "build" / "tools" / "cli" / "nmimgr-vmcore-check"
     if check.exists():
-        print(f"  # nmimgr-vmcore-check {crash.parent}")
-        subprocess.run([str(check), str(crash.parent)], check=False)
+        say("Is the dump whole, and which NMI triggered it?")
+        print(f"  # nmimgr-vmcore-check --annotate {crash.parent}")
+        subprocess.run([str(check), "--annotate", str(crash.parent)], check=False)
+        note = json.loads((crash / "nmimgr.json").read_text())
+        print(f"  # {crash / 'nmimgr.json'} (trigger)")
+        show(json.dumps({k: note["trigger"][k] for k in
+                         ("nmimgr", "source", "raw_code", "masked_code", "nmi_type", "cpu")},
+                        indent=2))
     if not m or rc != "0":
         raise SystemExit("demo: the capture did not go as expected")
     say(f"Done. Everything is under {work}")
