@@ -1,0 +1,311 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include "entries.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include "check.h"
+#include "checked.h"
+#include "flattened.h"
+#include "kdump_reader.h"
+#include "kernel_log.h"
+#include "outer.h"
+#include "reader.h"
+#include "scan.h"
+#include "source.h"
+#include "trigger.h"
+
+namespace nmimgr::fuzz {
+namespace {
+
+namespace v = nmimgr::vmcore;
+using Bytes = std::vector<uint8_t>;
+
+// The per-reader targets decode every page (--deep) unless there are more
+// than this many: a few KiB of input can describe a huge sparse dump, and a
+// run that only walks zeros finds nothing but timeouts.  The "dump" target
+// has no such limit: it is the CLI's path, timeouts included.
+constexpr uint64_t kMaxScanPages = 4096;
+
+Bytes Copy(const uint8_t* data, size_t size) {
+  return Bytes(data, data + size);
+}
+
+// What CheckInto does after opening a reader: structure, kernel log, page
+// scan for the trigger.
+void RunReader(v::DumpReader& reader) {
+  v::DumpFacts facts;
+  v::Findings findings;
+  reader.CheckStructure(facts, findings);
+  if (!facts.vmcoreinfo.empty()) {
+    std::string why;
+    v::ReadKernelLog(reader, facts, &why);
+  }
+  if (reader.PageCount() > kMaxScanPages) return;
+  v::TriggerScanner scanner(/*want_log=*/true);
+  v::ScanOptions so;
+  so.deep = true;
+  so.threads = 1;
+  try {
+    v::ScanPages(reader, facts.page_size, scanner, so, findings);
+  } catch (const v::CorruptError&) {
+  } catch (const v::TruncatedError&) {
+  }
+  scanner.records();
+  scanner.memory_panic_line();
+  scanner.memory_panic_message();
+  v::VerdictOf(findings);
+}
+
+// Probes `src` with every reader, as check.cc's OpenOne does, and runs the
+// one that takes it.
+void ProbeAndRun(v::Source& src) {
+  for (const v::Format& f : v::Formats()) {
+    if (f.probe(src) == v::Probe::kMine) {
+      std::unique_ptr<v::DumpReader> reader = f.open(src);
+      RunReader(*reader);
+      return;
+    }
+  }
+}
+
+template <typename F>
+void Guarded(F&& f) {
+  // The errors CheckDump turns into findings; anything else escapes.
+  try {
+    f();
+  } catch (const v::IoError&) {
+  } catch (const v::CorruptError&) {
+  } catch (const v::TruncatedError&) {
+  }
+}
+
+void OneFormat(const uint8_t* data, size_t size, v::Probe (*probe)(v::Source&),
+               std::unique_ptr<v::DumpReader> (*open)(v::Source&)) {
+  v::MemorySource src(Copy(data, size));
+  Guarded([&] {
+    if (probe(src) != v::Probe::kMine) return;
+    std::unique_ptr<v::DumpReader> reader = open(src);
+    RunReader(*reader);
+  });
+}
+
+void FuzzElf(const uint8_t* data, size_t size) {
+  OneFormat(data, size, v::ProbeElf, v::OpenElfReader);
+}
+
+void FuzzKdump(const uint8_t* data, size_t size) {
+  OneFormat(data, size, v::ProbeKdump, v::OpenKdumpReader);
+  v::MemorySource src(Copy(data, size));
+  Guarded([&] { v::ReadSplitIdentity(src); });
+}
+
+void FuzzFlattened(const uint8_t* data, size_t size) {
+  v::MemorySource file(Copy(data, size));
+  Guarded([&] {
+    if (v::ProbeFlattened(file) != v::Probe::kMine) return;
+    v::Findings findings;
+    v::FlattenedSource flat(file, findings);
+    if (flat.Size() == 0) return;
+    // Reads across record boundaries and holes, then the dump inside.
+    uint8_t buf[1024];
+    for (uint64_t off : {uint64_t{0}, flat.Size() / 2, flat.Size() - 1})
+      flat.ReadAt(off, buf);
+    ProbeAndRun(flat);
+  });
+}
+
+void FuzzSplit(const uint8_t* data, size_t size) {
+  if (size == 0) return;
+  size_t nparts = data[0] % 4 + 1, pos = 1;
+  std::vector<std::unique_ptr<v::MemorySource>> parts;
+  for (size_t i = 0; i < nparts; ++i) {
+    uint32_t len = 0;
+    if (size - pos >= 4) {
+      len = static_cast<uint32_t>(data[pos]) | data[pos + 1] << 8 |
+            data[pos + 2] << 16 | static_cast<uint32_t>(data[pos + 3]) << 24;
+      pos += 4;
+    } else {
+      pos = size;
+    }
+    len = static_cast<uint32_t>(std::min<size_t>(len, size - pos));
+    parts.push_back(std::make_unique<v::MemorySource>(
+        Copy(data + pos, len), "part" + std::to_string(i)));
+    pos += len;
+  }
+  Guarded([&] {
+    std::vector<v::Source*> srcs;
+    std::vector<std::string> names;
+    for (auto& p : parts) {
+      v::ReadSplitIdentity(*p);
+      srcs.push_back(p.get());
+      names.push_back(p->Name());
+    }
+    std::unique_ptr<v::DumpReader> reader = v::OpenSplitSetReader(srcs, names);
+    RunReader(*reader);
+  });
+}
+
+void FuzzOuter(const uint8_t* data, size_t size) {
+  auto raw = std::make_unique<v::MemorySource>(Copy(data, size));
+  v::OuterKind kind = v::DetectOuter(*raw);
+  if (kind == v::OuterKind::kNone) return;
+  Guarded([&] {
+    std::unique_ptr<v::StreamSource> s = v::OpenOuter(std::move(raw), kind);
+    uint64_t total = s->Size();
+    s->Truncated();
+    s->TruncationMessage();
+    // Forward, then backward (a restart of the decoder), as readers do.
+    Bytes buf(4096);
+    for (uint64_t off :
+         {total > 0 ? total - 1 : 0, uint64_t{0}, total / 2, uint64_t{1} << 20})
+      s->ReadAt(off, buf);
+    if (total > 0) ProbeAndRun(*s);
+  });
+}
+
+// Physical memory from the input, for the printk reader alone.
+class MemoryReader : public v::DumpReader {
+ public:
+  explicit MemoryReader(std::span<const uint8_t> mem) : mem_(mem) {}
+  void CheckStructure(v::DumpFacts&, v::Findings&) override {}
+  bool NextBatch(std::vector<v::PageJob>& batch) override {
+    batch.clear();
+    return false;
+  }
+  uint64_t PageCount() const override { return 0; }
+  bool ReadPhysical(uint64_t paddr, std::span<uint8_t> out) override {
+    if (paddr < kKernelLogMemBase) return false;
+    uint64_t at = paddr - kKernelLogMemBase;
+    if (at > mem_.size() || out.size() > mem_.size() - at) return false;
+    std::memcpy(out.data(), mem_.data() + at, out.size());
+    return true;
+  }
+
+ private:
+  std::span<const uint8_t> mem_;
+};
+
+void FuzzKernelLog(const uint8_t* data, size_t size) {
+  const uint8_t* nul = static_cast<const uint8_t*>(std::memchr(data, 0, size));
+  if (!nul) return;
+  v::DumpFacts facts;
+  facts.machine = "x86_64";
+  facts.vmcoreinfo.assign(reinterpret_cast<const char*>(data),
+                          static_cast<size_t>(nul - data));
+  // A copy, so that ASan sees reads past the end of the memory.
+  Bytes mem(nul + 1, data + size);
+  MemoryReader reader(mem);
+  std::string why;
+  if (auto log = v::ReadKernelLog(reader, facts, &why))
+    v::ScanKernelLog(log->text);
+}
+
+// The input as raw 4 KiB pages at pfn 0, 1, ..., for the page engine and
+// the trigger scanner.
+class PagesReader : public v::DumpReader {
+ public:
+  explicit PagesReader(v::Source& src) : src_(src) {}
+  void CheckStructure(v::DumpFacts&, v::Findings&) override {}
+  bool NextBatch(std::vector<v::PageJob>& batch) override {
+    batch.clear();
+    uint64_t size = src_.Size();
+    while (batch.size() < 4 && next_ * 4096 < size) {
+      v::PageJob j;
+      j.src = &src_;
+      j.pfn = j.index = next_;
+      j.offset = next_ * 4096;
+      j.size = static_cast<uint32_t>(std::min<uint64_t>(4096, size - j.offset));
+      batch.push_back(j);
+      ++next_;
+    }
+    if (!batch.empty() && next_ * 4096 < size) {
+      v::PageJob look = batch.back();
+      look.pfn = look.index = next_;
+      look.offset = next_ * 4096;
+      look.size =
+          static_cast<uint32_t>(std::min<uint64_t>(4096, size - look.offset));
+      look.lookahead = true;
+      batch.push_back(look);
+    }
+    return !batch.empty();
+  }
+  uint64_t PageCount() const override { return (src_.Size() + 4095) / 4096; }
+  bool ReadPhysical(uint64_t, std::span<uint8_t>) override { return false; }
+
+ private:
+  v::Source& src_;
+  uint64_t next_ = 0;
+};
+
+void FuzzTrigger(const uint8_t* data, size_t size) {
+  std::string_view text(reinterpret_cast<const char*>(data), size);
+  v::ScanKernelLog(text);
+  if (auto p = v::ParsePanicLine(text)) v::FormatPanicLine(*p);
+  v::ParseRecord(std::span<const uint8_t>(data, size));
+  v::MemorySource src(Copy(data, size));
+  for (bool deep : {false, true}) {
+    PagesReader r(src);
+    v::TriggerScanner scanner(/*want_log=*/true);
+    v::ScanOptions so;
+    so.deep = deep;
+    so.threads = 1;
+    v::Findings findings;
+    Guarded([&] { v::ScanPages(r, 4096, scanner, so, findings); });
+    scanner.records();
+    scanner.memory_panic_line();
+    scanner.memory_panic_message();
+  }
+}
+
+// The CLI's path: a dump file (a memfd), CheckDump with --deep, and the
+// JSON output.
+void FuzzDump(const uint8_t* data, size_t size) {
+  int fd = ::memfd_create("nmimgr-fuzz", MFD_CLOEXEC);
+  if (fd < 0) return;
+  size_t done = 0;
+  while (done < size) {
+    ssize_t n = ::write(fd, data + done, size - done);
+    if (n <= 0) break;
+    done += static_cast<size_t>(n);
+  }
+  v::DumpSet set;
+  set.dir = "/nonexistent";
+  set.files = {"/proc/self/fd/" + std::to_string(fd)};
+  set.layout = "unknown";
+  v::CheckOptions opts;
+  opts.deep = true;
+  opts.threads = 1;
+  v::DumpResult r = v::CheckDump(set, opts);
+  v::DumpToJson(r).dump(2);
+  ::close(fd);
+}
+
+}  // namespace
+
+const std::vector<Target>& Targets() {
+  static const std::vector<Target> targets = {
+      {"elf", FuzzElf, "ELF64 reader"},
+      {"kdump", FuzzKdump, "kdump-compressed reader"},
+      {"flattened", FuzzFlattened, "flattened container and the dump in it"},
+      {"split", FuzzSplit, "split-set reader over 1-4 parts"},
+      {"outer", FuzzOuter, "xz/gzip/bzip2/lz4 stream and the dump in it"},
+      {"kernel-log", FuzzKernelLog, "printk ring buffer reader"},
+      {"trigger", FuzzTrigger, "panic line, kernel log and record scanner"},
+      {"dump", FuzzDump, "CheckDump on one file, with JSON output"},
+  };
+  return targets;
+}
+
+const Target* FindTarget(std::string_view name) {
+  for (const Target& t : Targets())
+    if (name == t.name) return &t;
+  return nullptr;
+}
+
+}  // namespace nmimgr::fuzz

@@ -1,0 +1,163 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+//
+// nmimgr-fuzz-seeds DIR: writes small seed inputs for every fuzz target into
+// DIR/<target>/, built with the test tree's dump builder
+// (tools/tests/dump_builder.h).
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "codec.h"
+#include "dump_builder.h"
+#include "entries.h"
+#include "kdump_reader.h"
+#include "reader.h"
+#include "source.h"
+
+namespace t = nmimgr::testing;
+namespace v = nmimgr::vmcore;
+using t::Bytes;
+
+namespace {
+
+// A small dump: text, a zero page, excluded pages, a trigger record, a panic
+// message in memory and a printk ring buffer.
+t::DumpSpec Spec(uint32_t codec) {
+  t::DumpSpec s;
+  s.codec = codec;
+  s.max_mapnr = 64;
+  s.pages[0] = t::Page(4096, 0x11, "first page");
+  s.pages[1] = t::Page(4096, 0);
+  Bytes rec = t::Record(0x21, 0xcf, 0, 0);
+  s.pages[2] = t::Page(4096, 0, std::string(rec.begin(), rec.end()), 256);
+  s.pages[3] = t::Page(
+      4096, 0,
+      std::string("Kernel panic - not syncing: nmimgr: panic on NMI event "
+                  "0x21 (33) type=unknown cpu=0 mask=0xcf\0",
+                  88),
+      64);
+  s.excluded = {4, 5, 30};
+  t::AddPrintkRing(
+      s, {{1000000, "Linux version 6.1.0"},
+          {3449047000,
+           "nmimgr: panic on NMI event 0x21 (33) type=unknown "
+           "cpu=0 mask=0xcf"},
+          {3449100000, "Kernel panic - not syncing: nmimgr: NMI 0x21"}});
+  return s;
+}
+
+void Write(const std::string& dir, const std::string& name, const Bytes& b) {
+  ::mkdir(dir.c_str(), 0755);
+  t::WriteFile(dir + "/" + name, b);
+}
+
+void Append(Bytes& out, const Bytes& b) {
+  out.insert(out.end(), b.begin(), b.end());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    std::fprintf(stderr, "usage: nmimgr-fuzz-seeds DIR\n");
+    return 2;
+  }
+  const std::string out = argv[1];
+  ::mkdir(out.c_str(), 0755);
+  auto dir = [&](const char* target) { return out + "/" + target; };
+
+  const std::pair<const char*, uint32_t> codecs[] = {{"raw", 0},
+                                                     {"zlib", v::kDumpZlib},
+                                                     {"lzo", v::kDumpLzo},
+                                                     {"snappy", v::kDumpSnappy},
+                                                     {"zstd", v::kDumpZstd}};
+  for (auto [name, codec] : codecs) {
+    t::DumpSpec s = Spec(codec);
+    Bytes k = t::BuildKdump(s);
+    Write(dir("kdump"), name, k);
+    Write(dir("dump"), std::string("kdump-") + name, k);
+  }
+  for (int version : {1, 3, 5}) {
+    t::DumpSpec s = Spec(v::kDumpLzo);
+    s.header_version = version;
+    Write(dir("kdump"), "v" + std::to_string(version), t::BuildKdump(s));
+  }
+  t::DumpSpec s = Spec(v::kDumpZlib);
+  Bytes kdump = t::BuildKdump(s);
+  Bytes elf = t::BuildElf(s);
+  Write(dir("elf"), "elf", elf);
+  Write(dir("dump"), "elf", elf);
+
+  Bytes flat = t::Flatten(kdump, {.record_size = 3000});
+  Write(dir("flattened"), "kdump", flat);
+  Write(dir("flattened"), "kdump-rewritten",
+        t::Flatten(kdump, {.record_size = 8192, .rewrite_header = true}));
+  Write(dir("flattened"), "elf", t::Flatten(elf));
+  Write(dir("dump"), "flattened", flat);
+
+  const std::pair<const char*, v::OuterKind> outers[] = {
+      {"xz", v::OuterKind::kXz},
+      {"gz", v::OuterKind::kGzip},
+      {"bz2", v::OuterKind::kBzip2},
+      {"lz4", v::OuterKind::kLz4}};
+  for (auto [name, kind] : outers) {
+    Write(dir("outer"), std::string("kdump.") + name, t::Compress(kind, kdump));
+    Write(dir("outer"), std::string("flat.") + name, t::Compress(kind, flat));
+    Write(dir("dump"), std::string("flat.") + name, t::Compress(kind, flat));
+  }
+
+  for (const std::vector<uint64_t>& cuts :
+       {std::vector<uint64_t>{32}, std::vector<uint64_t>{16, 40}}) {
+    std::vector<Bytes> parts = t::BuildSplit(s, cuts);
+    Bytes in{static_cast<uint8_t>(parts.size() - 1)};
+    for (const Bytes& p : parts) {
+      uint32_t n = static_cast<uint32_t>(p.size());
+      for (int i = 0; i < 4; ++i)
+        in.push_back(static_cast<uint8_t>(n >> (8 * i)));
+      Append(in, p);
+    }
+    Write(dir("split"), "parts" + std::to_string(parts.size()), in);
+  }
+
+  // kernel-log: the VMCOREINFO the dump carries, then pfns 40-56.
+  for (bool direct : {false, true}) {
+    t::DumpSpec ks;
+    ks.max_mapnr = 64;
+    t::AddPrintkRing(ks,
+                     {{1000000, "Linux version 6.1.0"},
+                      {2000000, "line one\nline two"},
+                      {3449047000,
+                       "nmimgr: panic on NMI event 0x21 (33) "
+                       "type=unknown cpu=0 mask=0xcf"}},
+                     5, 4000, direct);
+    Bytes built = t::BuildKdump(ks);
+    v::MemorySource src(built);
+    std::unique_ptr<v::DumpReader> r = v::OpenKdumpReader(src);
+    v::DumpFacts facts;
+    v::Findings findings;
+    r->CheckStructure(facts, findings);
+    Bytes in(facts.vmcoreinfo.begin(), facts.vmcoreinfo.end());
+    in.push_back(0);
+    for (uint64_t pfn = 40; pfn <= 56; ++pfn) {
+      auto it = ks.pages.find(pfn);
+      Append(in, it != ks.pages.end() ? it->second : Bytes(4096, 0));
+    }
+    Write(dir("kernel-log"), direct ? "direct-map" : "text-map", in);
+  }
+
+  // trigger: log text, and a page holding a record that crosses into the
+  // next page.
+  std::string log =
+      "[    3.449047] nmimgr: panic on NMI event 0x21 (33) type=unknown "
+      "cpu=0 mask=0xcf\n"
+      "[    3.449100] Kernel panic - not syncing: nmimgr: panic on NMI event "
+      "0x31 (49) type=iochk cpu=1\n";
+  Write(dir("trigger"), "log", Bytes(log.begin(), log.end()));
+  Bytes pages(2 * 4096, 0);
+  Bytes rec = t::Record(0x31, 0xff, 2, 1);
+  std::copy(rec.begin(), rec.end(), pages.begin() + 4048);
+  Write(dir("trigger"), "crossing-record", pages);
+  return 0;
+}
