@@ -26,11 +26,37 @@ namespace {
 namespace v = nmimgr::vmcore;
 using Bytes = std::vector<uint8_t>;
 
-// The per-reader targets decode every page (--deep) unless there are more
-// than this many: a few KiB of input can describe a huge sparse dump, and a
-// run that only walks zeros finds nothing but timeouts.  The "dump" target
-// has no such limit: it is the CLI's path, timeouts included.
+// The per-reader targets decode at most this many pages (--deep): a few
+// KiB of input can describe a huge sparse dump, and a run that only walks
+// zeros finds nothing but timeouts.  The "dump" target has no such limit:
+// it is the CLI's path, hangs included.
 constexpr uint64_t kMaxScanPages = 4096;
+
+// Hands out the batches of `inner` up to kMaxScanPages pages.  Counts what
+// NextBatch hands out rather than trusting PageCount().
+class CappedReader : public v::DumpReader {
+ public:
+  explicit CappedReader(v::DumpReader& inner) : inner_(inner) {}
+  void CheckStructure(v::DumpFacts& facts, v::Findings& findings) override {
+    inner_.CheckStructure(facts, findings);
+  }
+  bool NextBatch(std::vector<v::PageJob>& batch) override {
+    if (handed_ >= kMaxScanPages || !inner_.NextBatch(batch)) {
+      batch.clear();
+      return false;
+    }
+    handed_ += batch.size();
+    return true;
+  }
+  uint64_t PageCount() const override { return inner_.PageCount(); }
+  bool ReadPhysical(uint64_t paddr, std::span<uint8_t> out) override {
+    return inner_.ReadPhysical(paddr, out);
+  }
+
+ private:
+  v::DumpReader& inner_;
+  uint64_t handed_ = 0;
+};
 
 Bytes Copy(const uint8_t* data, size_t size) {
   return Bytes(data, data + size);
@@ -38,7 +64,8 @@ Bytes Copy(const uint8_t* data, size_t size) {
 
 // What CheckInto does after opening a reader: structure, kernel log, page
 // scan for the trigger.
-void RunReader(v::DumpReader& reader) {
+void RunReader(v::DumpReader& inner) {
+  CappedReader reader(inner);
   v::DumpFacts facts;
   v::Findings findings;
   reader.CheckStructure(facts, findings);
@@ -46,7 +73,6 @@ void RunReader(v::DumpReader& reader) {
     std::string why;
     v::ReadKernelLog(reader, facts, &why);
   }
-  if (reader.PageCount() > kMaxScanPages) return;
   v::TriggerScanner scanner(/*want_log=*/true);
   v::ScanOptions so;
   so.deep = true;

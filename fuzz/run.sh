@@ -36,11 +36,13 @@ export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:suppressions=$src/fuzz/
 export ASAN_OPTIONS="detect_leaks=1"
 
 # The line that says what went wrong, without addresses and pids: the
-# sanitizer's report or the escaped exception, else libFuzzer's.
+# sanitizer's report or the escaped exception (numbers dropped: "invalid
+# UTF-8 byte at index 3"), else libFuzzer's.
 signature() {
   { grep -m 1 -E 'runtime error:|ERROR: (Address|Leak)Sanitizer|what\(\):' "$1" ||
     grep -m 1 -E 'ERROR: libFuzzer' "$1"; } |
-    sed -E 's/==[0-9]+==//; s/0x[0-9a-f]+/ADDR/g; s/ \(pid [0-9]+\)//; s/^ +//'
+    sed -E 's/==[0-9]+==//; s/0x[0-9a-fA-F]+/ADDR/g; s/ \(pid [0-9]+\)//; s/^ +//
+            /what\(\)/ s/[0-9]+/N/g'
 }
 
 rm -rf "$work/seeds"
