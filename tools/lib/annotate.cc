@@ -44,7 +44,11 @@ std::string Annotate(const DumpResult& r) {
   nlohmann::json j = DumpToJson(r);
   j.erase("path");  // the file sits in that directory
   j["schema"] = "nmimgr-vmcore-check/annotation/1";
-  std::string text = j.dump(2) + "\n";
+  // Strings from the dump are valid UTF-8 already (ValidUtf8); replace is
+  // the backstop for anything else (a directory name), and is deterministic,
+  // so annotating stays idempotent.
+  std::string text =
+      j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
   const std::string final_path = r.set.dir + "/nmimgr.json";
   if (auto old = ReadExisting(final_path); old && *old == text)
     return "unchanged";

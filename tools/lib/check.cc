@@ -194,7 +194,7 @@ void CheckInto(DumpResult& r, const CheckOptions& opts) {
       r.trigger.log_records = log->records;
       use_log(log->text, "dump-printk");
     } else {
-      r.trigger.log_note = "printk ring buffer not read: " + why;
+      r.trigger.log_note = ValidUtf8("printk ring buffer not read: " + why);
       spdlog::debug("{}: {}", set.files.front(), r.trigger.log_note);
     }
   }
@@ -302,7 +302,9 @@ int Run(const Options& opts, std::ostream& out, std::ostream& err) {
   if (disc.dumps.empty() && disc.errors.empty() && !opts.quiet && !opts.json)
     err << "nmimgr-vmcore-check: no dumps found\n";
   if (opts.json)
-    out << ReportToJson(results, disc.errors, status).dump(2) << "\n";
+    out << ReportToJson(results, disc.errors, status)
+                   .dump(2, ' ', false, nlohmann::json::error_handler_t::replace)
+            << "\n";
   else if (!opts.quiet)
     PrintTable(results, out);
   return status;

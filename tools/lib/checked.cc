@@ -67,7 +67,47 @@ std::string ByteView::CString(uint64_t offset, uint64_t length) const {
   Check(offset, length);
   std::string s(reinterpret_cast<const char*>(data_.data() + offset), length);
   if (auto nul = s.find('\0'); nul != std::string::npos) s.resize(nul);
-  return s;
+  return ValidUtf8(s);
+}
+
+namespace {
+
+// Length of the well-formed UTF-8 sequence at the start of `s`, or 0.
+size_t Utf8SequenceLength(std::string_view s) {
+  auto b = [&](size_t i) { return static_cast<uint8_t>(s[i]); };
+  auto cont = [&](size_t i, uint8_t lo = 0x80, uint8_t hi = 0xbf) {
+    return i < s.size() && b(i) >= lo && b(i) <= hi;
+  };
+  uint8_t c = b(0);
+  if (c < 0x80) return 1;
+  if (c >= 0xc2 && c <= 0xdf) return cont(1) ? 2 : 0;
+  if (c >= 0xe0 && c <= 0xef) {
+    uint8_t lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
+    return cont(1, lo, hi) && cont(2) ? 3 : 0;
+  }
+  if (c >= 0xf0 && c <= 0xf4) {
+    uint8_t lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
+    return cont(1, lo, hi) && cont(2) && cont(3) ? 4 : 0;
+  }
+  return 0;
+}
+
+}  // namespace
+
+std::string ValidUtf8(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  while (!text.empty()) {
+    size_t n = Utf8SequenceLength(text);
+    if (n == 0) {
+      out += "\xef\xbf\xbd";  // U+FFFD for the one byte
+      n = 1;
+    } else {
+      out.append(text.substr(0, n));
+    }
+    text.remove_prefix(n);
+  }
+  return out;
 }
 
 std::string Hex(uint64_t value) { return fmt::format("{:#x}", value); }

@@ -68,6 +68,13 @@ class ByteView {
   std::string_view what_;
 };
 
+// `text` as valid UTF-8: each byte that does not start or continue a
+// well-formed sequence (overlong forms, surrogates and code points past
+// U+10FFFF included) becomes U+FFFD.  Every string read from a dump goes
+// through this before it reaches a finding, a fact or the JSON output, so
+// text the kernel wrote in any encoding cannot break the report.
+std::string ValidUtf8(std::string_view text);
+
 // Formats a value as 0x-prefixed lowercase hex.
 std::string Hex(uint64_t value);
 

@@ -4,10 +4,14 @@
 #include <algorithm>
 #include <cstring>
 
+#include "checked.h"
+
 namespace nmimgr::vmcore {
 
 void Findings::Add(Severity s, std::string code, std::string message) {
-  all_.push_back({s, std::move(code), std::move(message)});
+  // Messages quote dump text (vmcoreinfo values, log lines): keep them valid
+  // UTF-8 whatever they quote.
+  all_.push_back({s, std::move(code), ValidUtf8(message)});
 }
 
 bool Findings::Has(Severity s) const {

@@ -115,7 +115,7 @@ KernelLogFacts ScanKernelLog(std::string_view text) {
       std::string msg(line.substr(at + kPanicPrefix.size()));
       while (!msg.empty() && (msg.back() == '\r' || msg.back() == ' '))
         msg.pop_back();
-      f.panic_message = msg;
+      f.panic_message = ValidUtf8(msg);
       f.panic_log_time.reset();
       // "[   12.345678] Kernel panic ..." (dmesg, vmcore-dmesg.txt).
       size_t lb = line.find('['), rb = line.find(']');
@@ -245,6 +245,7 @@ std::optional<T> TriggerScanner::Best(const std::vector<Hit<T>>& hits) {
         (h.clean == best->clean && h.pfn < best->pfn))
       best = &h;
   if (!best) return std::nullopt;
+  if constexpr (std::is_same_v<T, std::string>) return ValidUtf8(best->value);
   return best->value;
 }
 

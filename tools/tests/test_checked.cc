@@ -62,3 +62,18 @@ TEST_CASE("a dump that cannot be opened is unreadable, and the run exits 2",
   CHECK_THAT(r.findings.all()[0].message,
              Catch::StartsWith("opening /nonexistent/vmcore: "));
 }
+
+TEST_CASE("turns each byte that is not well-formed UTF-8 into U+FFFD",
+          "[unit][checked]") {
+  auto [in, want] = GENERATE(table<std::string, std::string>({
+      {"plain ascii", "plain ascii"},
+      {"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"},
+      {"a\xff" "b", "a\xef\xbf\xbd" "b"},
+      {"\xc0\xaf", "\xef\xbf\xbd\xef\xbf\xbd"},  // overlong '/'
+      {"\xed\xa0\x80", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"},  // surrogate
+      {"\xf4\x90\x80\x80", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"},
+      {"end\xe2\x82", "end\xef\xbf\xbd\xef\xbf\xbd"},  // cut sequence
+  }));
+  CAPTURE(in);
+  CHECK(nmimgr::vmcore::ValidUtf8(in) == want);
+}

@@ -340,3 +340,49 @@ TEST_CASE(
   CHECK(d["trigger"]["panic_message"] == "sysrq triggered crash");
   CHECK(d["trigger"]["kernel_log"]["source"] == "dmesg-file");
 }
+
+TEST_CASE(
+    "reports text from the dump that is not valid UTF-8 with replacement "
+    "characters, in --json and in an idempotent annotation",
+    "[unit][run][annotate]") {
+  TempDir tmp;
+  std::string dir = tmp / "127.0.0.1-2026-11-26-15:01:00";
+  fs::create_directories(dir);
+  DumpSpec spec = SampleSpec(v::kDumpZlib);
+  spec.release = "6.1.0-\xff\xfe-amd64";
+  spec.machine = "x86\xc3_64";  // a lead byte without its continuation
+  WriteFile(dir + "/vmcore", BuildKdump(spec));
+  std::string log =
+      "[ 5.0] Kernel panic - not syncing: bad \xed\xa0\x80 text \xf8\n";
+  WriteFile(dir + "/vmcore-dmesg.txt", Bytes(log.begin(), log.end()));
+  v::Options o;
+  o.paths = {dir};
+  std::ostringstream out, err;
+
+  SECTION("--json prints a report") {
+    o.json = true;
+    REQUIRE(v::Run(o, out, err) == 0);
+    INFO(err.str());
+    auto j = nlohmann::json::parse(out.str());
+    const auto& d = j["dumps"][0];
+    CHECK(d["kernel_release"] == "6.1.0-\xef\xbf\xbd\xef\xbf\xbd-amd64");
+    CHECK(d["machine"] == "x86\xef\xbf\xbd_64");
+    CHECK(d["trigger"]["panic_message"] ==
+          "bad \xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd text \xef\xbf\xbd");
+  }
+  SECTION("--annotate writes nmimgr.json once and leaves it alone after") {
+    o.quiet = true;
+    o.annotate = true;
+    REQUIRE(v::Run(o, out, err) == 0);
+    INFO(err.str());
+    struct stat st1, st2;
+    REQUIRE(::stat((dir + "/nmimgr.json").c_str(), &st1) == 0);
+    Bytes first = ReadFile(dir + "/nmimgr.json");
+    auto j = nlohmann::json::parse(std::string(first.begin(), first.end()));
+    CHECK(j["machine"] == "x86\xef\xbf\xbd_64");
+    REQUIRE(v::Run(o, out, err) == 0);
+    REQUIRE(::stat((dir + "/nmimgr.json").c_str(), &st2) == 0);
+    CHECK(st1.st_ino == st2.st_ino);
+    CHECK(ReadFile(dir + "/nmimgr.json") == first);
+  }
+}
