@@ -126,7 +126,8 @@ void FlattenedSource::Insert(uint64_t start, uint64_t len, uint64_t file_off) {
 }
 
 size_t FlattenedSource::ReadAt(uint64_t offset, std::span<uint8_t> out) {
-  if (offset >= size_) return 0;
+  // An empty span may have a null data(): never hand it to memset.
+  if (out.empty() || offset >= size_) return 0;
   size_t n = std::min<uint64_t>(out.size(), size_ - offset);
   std::memset(out.data(), 0, n);
   uint64_t end = offset + n;

@@ -75,7 +75,8 @@ size_t FileSource::ReadAt(uint64_t offset, std::span<uint8_t> out) {
 }
 
 size_t MemorySource::ReadAt(uint64_t offset, std::span<uint8_t> out) {
-  if (offset >= data_.size()) return 0;
+  // An empty span may have a null data(): never hand it to memcpy.
+  if (out.empty() || offset >= data_.size()) return 0;
   size_t n = std::min<uint64_t>(out.size(), data_.size() - offset);
   std::memcpy(out.data(), data_.data() + offset, n);
   return n;

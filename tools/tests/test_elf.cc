@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 #include <random>
 
+#include "flattened.h"
 #include "test_support.h"
 
 using namespace nmimgr::testing;
@@ -147,5 +148,37 @@ TEST_CASE(
   SECTION("a section header past the end is truncation") {
     PutLe(elf, 40, elf.size() + 4096, 8);
     CHECK(CheckBytes(elf).verdict == Verdict::kIncomplete);
+  }
+}
+
+TEST_CASE(
+    "reads an empty note segment as no notes, from a plain or a flattened "
+    "file",
+    "[unit][elf]") {
+  Bytes elf = BuildElf(SampleSpec());
+  PutLe(elf, 64 + 32, 0, 8);  // PT_NOTE p_filesz
+  PutLe(elf, 64 + 40, 0, 8);  // and p_memsz
+  bool flat = GENERATE(false, true);
+  CAPTURE(flat);
+  auto r = CheckBytes(flat ? Flatten(elf) : elf);
+  INFO(Codes(r));
+  CHECK(r.verdict == Verdict::kComplete);
+  CHECK(r.facts.format == "elf64");
+  CHECK(!r.facts.cpus);
+  CHECK(r.facts.pages_dumped == SampleSpec().pages.size());
+}
+
+TEST_CASE("an empty read returns 0 bytes from every kind of source",
+          "[unit][elf]") {
+  namespace v = nmimgr::vmcore;
+  Bytes elf = BuildElf(SampleSpec());
+  v::MemorySource plain(elf);
+  v::MemorySource flat_file(Flatten(elf));
+  v::Findings findings;
+  v::FlattenedSource flat(flat_file, findings);
+  for (v::Source* s : {static_cast<v::Source*>(&plain),
+                       static_cast<v::Source*>(&flat)}) {
+    CHECK(s->ReadAt(100, std::span<uint8_t>()) == 0);
+    CHECK(v::ReadVector(*s, 100, 0, "nothing").empty());
   }
 }
