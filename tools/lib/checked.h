@@ -22,6 +22,14 @@ class TruncatedError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// The data lies inside the dump's size but was never written: a flattened
+// stream that has no record for it (Source::Written).  Missing data, like
+// truncation, but reported as such.
+class UnwrittenError : public TruncatedError {
+ public:
+  using TruncatedError::TruncatedError;
+};
+
 // The data is there but cannot be what it claims to be.
 class CorruptError : public std::runtime_error {
  public:

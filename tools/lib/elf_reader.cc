@@ -56,11 +56,18 @@ class ElfReader : public DumpReader {
     facts.compression = "none";
     try {
       Check(facts, findings);
+    } catch (const UnwrittenError& e) {
+      findings.Add(Severity::kIncomplete, "flattened-hole", e.what());
     } catch (const TruncatedError& e) {
       findings.Add(Severity::kIncomplete, "truncated", e.what());
     } catch (const CorruptError& e) {
       findings.Add(Severity::kCorrupt, "corrupt", e.what());
     }
+    // Count what NextBatch will hand out, also when the check stopped early
+    // with some load segments already known.
+    pages_ = 0;
+    for (const Segment& s : loads_)
+      pages_ += (s.avail + page_size_ - 1) / page_size_;
   }
 
   bool NextBatch(std::vector<PageJob>& batch) override {
@@ -184,6 +191,8 @@ class ElfReader : public DumpReader {
     ByteView ph(pb, phoff, "program headers");
 
     std::vector<Segment> notes;
+    uint64_t unwritten = 0;
+    std::string first_unwritten;
     for (uint64_t i = 0; i < phnum; ++i) {
       ByteView p = ph.Slice(i * kPhdrSize, kPhdrSize);
       uint32_t type = p.Le32(0);
@@ -203,8 +212,23 @@ class ElfReader : public DumpReader {
             i, s.offset, ph_end));
       s.avail =
           s.offset >= file_size ? 0 : std::min(s.filesz, file_size - s.offset);
+      // Data a flattened stream never wrote is missing, not pages of zeros
+      // to scan: keep only the written start of the segment.
+      uint64_t w = type == kPtLoad ? src_.Written(s.offset, s.avail) : s.avail;
+      if (w < s.avail) {
+        if (unwritten++ == 0)
+          first_unwritten = fmt::format(
+              "segment {} (paddr {:#x}): file range [{}, {}) was never "
+              "written from offset {} on (no flattened record carries it)",
+              i, s.paddr, s.offset, s.offset + s.filesz, s.offset + w);
+        s.avail = w;
+      }
       (type == kPtLoad ? loads_ : notes).push_back(s);
     }
+    if (unwritten)
+      findings.Add(Severity::kIncomplete, "flattened-hole",
+                   fmt::format("{}; {} segments have unwritten data",
+                               first_unwritten, unwritten));
 
     // Notes first: they carry the page size.
     for (const Segment& n : notes) {
@@ -218,7 +242,8 @@ class ElfReader : public DumpReader {
             fmt::format("note segment {}: size {} is "
                         "impossible",
                         n.index, n.filesz));
-      std::vector<uint8_t> nb = ReadVector(src_, n.offset, n.filesz, "notes");
+      std::vector<uint8_t> nb = ReadVector(
+          src_, n.offset, n.filesz, fmt::format("note segment {}", n.index));
       NoteSummary ns = ParseNotes(nb, n.offset, findings);
       facts.cpus = facts.cpus.value_or(0) + ns.prstatus;
       if (facts.vmcoreinfo.empty()) ApplyVmcoreinfo(ns.vmcoreinfo, facts);
@@ -270,7 +295,8 @@ class ElfReader : public DumpReader {
       facts.pages_dumped += (s.filesz + page_size_ - 1) / page_size_;
       facts.pages_excluded += (s.memsz - s.filesz) / page_size_;
       pages_ += (s.avail + page_size_ - 1) / page_size_;
-      if (s.avail < s.filesz) {
+      // Cut by the end of the file (unwritten data was reported above).
+      if (s.offset >= file_size || s.filesz > file_size - s.offset) {
         ++cut;
         if (!first_cut) first_cut = &s;
       }

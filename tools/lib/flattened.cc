@@ -100,8 +100,10 @@ FlattenedSource::FlattenedSource(Source& file, Findings& findings)
       records_ = n;
       return;
     }
-    if (ulen > 0) Insert(uoff, ulen, data);
-    size_ = std::max(size_, lend);
+    if (ulen > 0) {
+      Insert(uoff, ulen, data);
+      size_ = std::max(size_, lend);
+    }
     pos = data + ulen;
   }
 }
@@ -134,18 +136,17 @@ size_t FlattenedSource::ReadAt(uint64_t offset, std::span<uint8_t> out) {
   auto it = map_.upper_bound(offset);
   if (it != map_.begin()) --it;
   uint64_t covered_to = offset;  // bytes before this are accounted for
-  auto hole = [&](uint64_t a, uint64_t b) {
+  auto hole = [&](uint64_t a) {
     std::lock_guard lock(mu_);
     if (hole_reads_++ == 0) {
       hole_start_ = a;
-      hole_end_ = b;
     }
   };
   for (; it != map_.end() && it->first < end; ++it) {
     uint64_t s = std::max(it->first, offset);
     uint64_t e = std::min(it->second.end, end);
     if (s >= e) continue;
-    if (s > covered_to) hole(covered_to, s);
+    if (s > covered_to) hole(covered_to);
     covered_to = e;
     std::span<uint8_t> dst = out.subspan(s - offset, e - s);
     uint64_t src = it->second.file_off + (s - it->first);
@@ -155,8 +156,23 @@ size_t FlattenedSource::ReadAt(uint64_t offset, std::span<uint8_t> out) {
                       "offset {} vanished",
                       file_.Name(), src));
   }
-  if (covered_to < end) hole(covered_to, end);
+  if (covered_to < end) hole(covered_to);
   return n;
+}
+
+uint64_t FlattenedSource::Written(uint64_t offset, uint64_t len) {
+  if (offset >= size_) return 0;
+  const uint64_t end = offset + std::min(len, size_ - offset);
+  auto it = map_.upper_bound(offset);
+  if (it != map_.begin()) --it;
+  uint64_t covered_to = offset;
+  // Extents are disjoint and sorted: walk them while they join up.
+  for (; it != map_.end() && covered_to < end; ++it) {
+    if (it->second.end <= covered_to) continue;
+    if (it->first > covered_to) break;
+    covered_to = it->second.end;
+  }
+  return std::min(covered_to, end) - offset;
 }
 
 uint64_t FlattenedSource::hole_reads() const {
@@ -166,7 +182,12 @@ uint64_t FlattenedSource::hole_reads() const {
 
 std::string FlattenedSource::FirstHole() const {
   std::lock_guard lock(mu_);
-  return fmt::format("[{}, {})", hole_start_, hole_end_);
+  // Name the whole gap between records that the first hole read fell into,
+  // not just the part that read touched (which depends on read order).
+  auto next = map_.upper_bound(hole_start_);
+  uint64_t a = next == map_.begin() ? 0 : std::prev(next)->second.end;
+  uint64_t b = next == map_.end() ? size_ : next->first;
+  return fmt::format("[{}, {})", a, std::max(a, b));
 }
 
 }  // namespace nmimgr::vmcore

@@ -19,8 +19,11 @@
 //
 // A later record overrides an earlier one where they overlap (makedumpfile
 // rewrites its headers).  Bytes of the logical dump that no record covers
-// read as zero, as they would in the rearranged sparse file.  The logical
-// size is the largest offset + buf_size.  A stream cut short lacks the end
+// read as zero, as they would in the rearranged sparse file, but they are
+// data the stream never delivered: readers check structures against
+// Written() and report what lies there as missing.  The logical size is the
+// largest offset + buf_size of a record that carries data (an empty record
+// writes nothing and does not extend it).  A stream cut short lacks the end
 // marker (makedumpfile never flags a flattened dump incomplete itself).
 #ifndef NMIMGR_TOOLS_LIB_FLATTENED_H_
 #define NMIMGR_TOOLS_LIB_FLATTENED_H_
@@ -46,6 +49,8 @@ class FlattenedSource : public Source {
 
   uint64_t Size() override { return size_; }
   size_t ReadAt(uint64_t offset, std::span<uint8_t> out) override;
+  // From the record map: the bytes up to the first one no record carries.
+  uint64_t Written(uint64_t offset, uint64_t len) override;
   bool ThreadSafe() const override { return file_.ThreadSafe(); }
   std::string Name() const override { return file_.Name(); }
 
@@ -71,7 +76,7 @@ class FlattenedSource : public Source {
   bool end_marker_ = false;
   mutable std::mutex mu_;
   uint64_t hole_reads_ = 0;
-  uint64_t hole_start_ = 0, hole_end_ = 0;
+  uint64_t hole_start_ = 0;
 };
 
 }  // namespace nmimgr::vmcore

@@ -165,6 +165,9 @@ class KdumpReader : public DumpReader {
   void CheckStructure(DumpFacts& facts, Findings& findings) override {
     try {
       Check(facts, findings);
+    } catch (const UnwrittenError& e) {
+      Add(findings, Severity::kIncomplete, "flattened-hole", e.what());
+      walkable_ = false;
     } catch (const TruncatedError& e) {
       Add(findings, Severity::kIncomplete, "truncated", e.what());
       walkable_ = false;
@@ -179,7 +182,7 @@ class KdumpReader : public DumpReader {
     if (!walkable_) return false;
     if (!walker_)
       walker_.emplace(src_, bitmap_off_ + bitmap_half_, bitmap_half_,
-                      start_pfn_, end_pfn_, desc_off_, file_size_);
+                      start_pfn_, end_pfn_, desc_off_, desc_limit_);
     while (batch.size() < kBatchPages) {
       std::optional<PageJob> job = NextJob();
       if (!job) break;
@@ -444,6 +447,9 @@ class KdumpReader : public DumpReader {
       throw TruncatedError(fmt::format(
           "bitmap: {} bytes at offset {} end past the end of the file ({})",
           bitmap_len, bitmap_off_, file_size_));
+    // A bitmap the stream never wrote is missing, not zeros to count: the
+    // work below must stay bounded by the bytes on disk.
+    RequireWritten(src_, bitmap_off_, bitmap_len, "bitmap");
 
     uint64_t present =
         CountBits(src_, bitmap_off_, start_pfn_, end_pfn_, "first bitmap");
@@ -463,9 +469,12 @@ class KdumpReader : public DumpReader {
     ndesc_ = dumped;
     facts.pages_dumped = dumped;
     facts.pages_excluded = present > dumped ? present - dumped : 0;
-    desc_end_ =
-        CheckedAdd(desc_off_, CheckedMul(ndesc_, kPageDescSize, "descriptors"),
-                   "descriptor table end");
+    const uint64_t table_len = CheckedMul(ndesc_, kPageDescSize, "descriptors");
+    desc_end_ = CheckedAdd(desc_off_, table_len, "descriptor table end");
+    // Descriptors are read only as far as they were written (the file's
+    // end for a plain file; the first hole for a flattened stream).
+    desc_limit_ = desc_off_ + src_.Written(desc_off_, table_len);
+    if (desc_limit_ < desc_end_ && desc_limit_ < file_size_) unwritten_desc_ = true;
     walkable_ = true;
     WalkDescriptors(facts, findings);
     if (erase_size && erase_off < std::max(desc_end_, data_end_))
@@ -477,7 +486,7 @@ class KdumpReader : public DumpReader {
 
   void WalkDescriptors(DumpFacts& facts, Findings& findings) {
     DescWalker w(src_, bitmap_off_ + bitmap_half_, bitmap_half_, start_pfn_,
-                 end_pfn_, desc_off_, file_size_);
+                 end_pfn_, desc_off_, desc_limit_);
     struct Tally {
       uint64_t count = 0;
       std::string first;
@@ -502,10 +511,16 @@ class KdumpReader : public DumpReader {
       if (!d.present) {
         // The file ends here: every later descriptor is missing too.
         missing.count = ndesc_ - d.index;
-        missing.first = fmt::format(
-            "page descriptor {} (pfn {}) at offset {} lies past the end of "
-            "the file ({})",
-            d.index, d.pfn, d.at, file_size_);
+        missing.first =
+            unwritten_desc_
+                ? fmt::format(
+                      "page descriptor {} (pfn {}) at offset {} was never "
+                      "written (no flattened record carries offsets from {})",
+                      d.index, d.pfn, d.at, desc_limit_)
+                : fmt::format(
+                      "page descriptor {} (pfn {}) at offset {} lies past "
+                      "the end of the file ({})",
+                      d.index, d.pfn, d.at, file_size_);
         break;
       }
       if (d.offset == 0 && d.size == 0 && d.flags == 0 && d.page_flags == 0) {
@@ -598,7 +613,8 @@ class KdumpReader : public DumpReader {
                       *min_off, ndesc_, desc_end_));
     if (facts.dump_level && (*facts.dump_level & 1)) facts.pages_zero = zeros;
     if (missing.count)
-      Add(findings, Severity::kIncomplete, "truncated",
+      Add(findings, Severity::kIncomplete,
+          unwritten_desc_ ? "flattened-hole" : "truncated",
           fmt::format("{}; {} of {} descriptors are missing", missing.first,
                       missing.count, ndesc_));
     if (zero.count)
@@ -622,6 +638,8 @@ class KdumpReader : public DumpReader {
   Source& src_;
   std::string prefix_;
   uint64_t file_size_ = 0;
+  uint64_t desc_limit_ = 0;     // descriptors are read below this offset
+  bool unwritten_desc_ = false;  // it is a hole in a flattened stream
   uint32_t block_size_ = 4096;
   uint64_t max_mapnr_ = 0, start_pfn_ = 0, end_pfn_ = 0;
   uint64_t bitmap_off_ = 0, bitmap_half_ = 0, desc_off_ = 0, desc_end_ = 0;

@@ -23,15 +23,28 @@ void ReadExact(Source& src, uint64_t offset, std::span<uint8_t> out,
         what, offset, out.size(), offset + got));
 }
 
-std::vector<uint8_t> ReadVector(Source& src, uint64_t offset, uint64_t length,
-                                std::string_view what) {
-  // Never allocate more than the data can hold: a corrupt length must not
-  // turn into a huge allocation.
+void RequireWritten(Source& src, uint64_t offset, uint64_t length,
+                    std::string_view what) {
   uint64_t size = src.Size();
   if (offset > size || length > size - offset)
     throw TruncatedError(fmt::format(
         "reading {}: {} bytes at offset {} lie past the end of the data ({})",
         what, length, offset, size));
+  uint64_t written = src.Written(offset, length);
+  if (written < length) {
+    uint64_t hole = offset + written;
+    throw UnwrittenError(fmt::format(
+        "{}: {} bytes at offset {}: no data was written at offset {} (the "
+        "flattened stream has no record for it)",
+        what, length, offset, hole));
+  }
+}
+
+std::vector<uint8_t> ReadVector(Source& src, uint64_t offset, uint64_t length,
+                                std::string_view what) {
+  // Never allocate more than the data holds: a corrupt length must not turn
+  // into a huge allocation, nor a claimed size that was never written.
+  RequireWritten(src, offset, length, what);
   std::vector<uint8_t> buf(length);
   ReadExact(src, offset, buf, what);
   return buf;

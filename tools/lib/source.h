@@ -7,6 +7,7 @@
 #ifndef NMIMGR_TOOLS_LIB_SOURCE_H_
 #define NMIMGR_TOOLS_LIB_SOURCE_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -25,6 +26,17 @@ class Source {
   // of the data.  Throws IoError when the underlying file cannot be read and
   // CorruptError when a compressed container cannot be decoded.
   virtual size_t ReadAt(uint64_t offset, std::span<uint8_t> out) = 0;
+  // How many bytes at the start of [offset, offset + len) are backed by data
+  // that was written (a prefix length, at most len).  Readers check a
+  // structure against it before walking it, so that the work they do stays
+  // bounded by bytes on disk, not by sizes the dump claims.  The default:
+  // everything before Size() (a plain file's holes read as zeros, which is
+  // fine); a flattened stream answers from its record map.
+  virtual uint64_t Written(uint64_t offset, uint64_t len) {
+    uint64_t size = Size();
+    if (offset >= size) return 0;
+    return std::min(len, size - offset);
+  }
   // Whether concurrent ReadAt calls are safe.
   virtual bool ThreadSafe() const { return false; }
   // A name for messages (the file path).
@@ -36,6 +48,12 @@ class Source {
 // data ends at S)".
 void ReadExact(Source& src, uint64_t offset, std::span<uint8_t> out,
                std::string_view what);
+// Throws TruncatedError when [offset, offset + length) goes past the end of
+// the data and UnwrittenError when part of it was never written: "<what>:
+// N bytes at offset O: no data was written for [a, b)".
+void RequireWritten(Source& src, uint64_t offset, uint64_t length,
+                    std::string_view what);
+// ReadExact into a new buffer, after RequireWritten.
 std::vector<uint8_t> ReadVector(Source& src, uint64_t offset, uint64_t length,
                                 std::string_view what);
 

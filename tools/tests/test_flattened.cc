@@ -277,3 +277,94 @@ TEST_CASE("reports split parts that disagree or overlap", "[unit][split]") {
     CHECK_THAT(Codes(r), Catch::Contains("part 2 is not a split part"));
   }
 }
+
+namespace {
+
+void PutLe64(Bytes& b, uint64_t off, uint64_t val, int n = 8) {
+  for (int i = 0; i < n; ++i) b[off + i] = static_cast<uint8_t>(val >> (8 * i));
+}
+
+// `dump` flattened without its end marker, then a record of `len` bytes at
+// dump offset `far`, then the end marker.
+Bytes FlattenWithFarRecord(const Bytes& dump, uint64_t far, uint64_t len) {
+  FlatOptions o;
+  o.end_marker = false;
+  Bytes f = Flatten(dump, o);
+  uint64_t at = f.size();
+  f.resize(at + 16 + len + 16, 0x5a);
+  PutBe(f, at, static_cast<int64_t>(far));
+  PutBe(f, at + 8, static_cast<int64_t>(len));
+  PutBe(f, at + 16 + len, -1);
+  PutBe(f, at + 24 + len, -1);
+  return f;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "reports an ELF segment in space a flattened stream never wrote as "
+    "missing, without scanning it",
+    "[unit][flattened][elf]") {
+  Layout lay;
+  Bytes elf = BuildElf(SampleSpec(), &lay);
+  // The second program header is the first PT_LOAD: move its data far out.
+  const uint64_t ph = 64 + 56, far = uint64_t{1} << 57;
+  PutLe64(elf, ph + 8, uint64_t{1} << 50);   // p_offset
+  PutLe64(elf, ph + 32, uint64_t{1} << 50);  // p_filesz
+  PutLe64(elf, ph + 40, uint64_t{1} << 50);  // p_memsz
+  auto [len, code] = GENERATE(table<uint64_t, const char*>(
+      {{0, "truncated"}, {1, "flattened-hole"}}));
+  CAPTURE(len);
+  auto r = CheckBytes(FlattenWithFarRecord(elf, far, len), "vmcore",
+                      ScanOpts(true));
+  INFO(Codes(r));
+  CHECK(r.verdict == Verdict::kIncomplete);
+  CHECK(r.findings.HasCode(code));
+  if (len == 0) {
+    // An empty record writes nothing: the dump ends where the data does.
+    CHECK_THAT(Codes(r), Catch::Contains("ends past the end of the file"));
+  } else {
+    CHECK_THAT(Codes(r),
+               Catch::Contains("was never written from offset " +
+                               std::to_string(uint64_t{1} << 50)));
+  }
+  CHECK(r.scan.pages_decoded < 100);
+}
+
+TEST_CASE(
+    "reports a kdump bitmap in space a flattened stream never wrote as "
+    "missing, without counting it",
+    "[unit][flattened][kdump]") {
+  DumpSpec spec = SampleSpec();
+  Bytes kd = BuildKdump(spec);
+  // A bitmap of 2^28 blocks (1 TiB at 4 KiB) for 2^40 pages: it "fits" in
+  // a dump whose last record lies at 2^50.
+  PutLe64(kd, 436, uint64_t{1} << 28, 4);          // bitmap_blocks
+  PutLe64(kd, 4096 + 96, uint64_t{1} << 40);       // max_mapnr (v6)
+  bool no_scan = GENERATE(false, true);
+  CAPTURE(no_scan);
+  v::CheckOptions o = ScanOpts();
+  o.scan = !no_scan;
+  auto r = CheckBytes(FlattenWithFarRecord(kd, uint64_t{1} << 50, 1),
+                      "vmcore", o);
+  INFO(Codes(r));
+  CHECK(r.verdict == Verdict::kIncomplete);
+  CHECK(r.findings.HasCode("flattened-hole"));
+  CHECK_THAT(Codes(r), Catch::Contains("bitmap: " +
+                                       std::to_string(uint64_t{1} << 40) +
+                                       " bytes at offset"));
+}
+
+TEST_CASE("tells how much of a range a flattened stream wrote",
+          "[unit][flattened]") {
+  Bytes dump(3 * 4096, 0x11);
+  v::MemorySource file(FlattenWithFarRecord(dump, 8 * 4096, 100));
+  v::Findings findings;
+  v::FlattenedSource flat(file, findings);
+  CHECK(flat.Size() == 8 * 4096 + 100);
+  CHECK(flat.Written(0, 3 * 4096) == 3 * 4096);
+  CHECK(flat.Written(4096, 1 << 20) == 2 * 4096);
+  CHECK(flat.Written(3 * 4096, 10) == 0);
+  CHECK(flat.Written(8 * 4096 + 50, 1000) == 50);
+  CHECK(flat.Written(9 * 4096, 10) == 0);
+}
