@@ -10,6 +10,7 @@
 #include <map>
 #include <mutex>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "checked.h"
@@ -41,14 +42,60 @@ class Engine {
   Engine(uint32_t page_size, PageVisitor& visitor, bool deep)
       : page_size_(page_size), visitor_(visitor), deep_(deep) {}
 
-  // Decodes one job into `out`; returns an error text or "".
-  std::string Decode(const PageJob& j, std::vector<uint8_t>& in,
-                     std::span<uint8_t> out) {
-    in.resize(j.size);
-    try {
-      ReadExact(*j.src, j.offset, in, "page data");
-    } catch (const TruncatedError& e) {
-      return e.what();
+  // The page data of a batch, read with one call when it lies close
+  // together in one source (makedumpfile writes it in pfn order): one read
+  // per batch instead of one per page.
+  struct Span {
+    Source* src = nullptr;
+    uint64_t offset = 0;
+    std::vector<uint8_t> bytes;
+
+    bool Covers(const PageJob& j) const {
+      return j.src == src && j.offset >= offset &&
+             j.offset - offset <= bytes.size() &&
+             j.size <= bytes.size() - (j.offset - offset);
+    }
+  };
+
+  static void ReadSpan(const std::vector<PageJob>& jobs, Span& span) {
+    constexpr uint64_t kMaxSpan = 16 << 20;
+    span.src = nullptr;
+    span.bytes.clear();
+    uint64_t lo = UINT64_MAX, hi = 0, stored = 0;
+    Source* src = nullptr;
+    for (const PageJob& j : jobs) {
+      if (j.zero_page || j.size == 0) continue;
+      if (src && j.src != src) return;
+      src = j.src;
+      lo = std::min(lo, j.offset);
+      hi = std::max(hi, j.offset + j.size);
+      stored += j.size;
+    }
+    // Only where little between the pages would be read for nothing.
+    if (!src || hi - lo > kMaxSpan ||
+        hi - lo > 2 * stored)
+      return;
+    span.bytes.resize(hi - lo);
+    span.bytes.resize(src->ReadAt(lo, span.bytes));
+    span.src = src;
+    span.offset = lo;
+  }
+
+  // Decodes one job into `out`; returns an error text or "".  A job the
+  // span does not cover (short read, other source) is read on its own.
+  std::string Decode(const PageJob& j, const Span& span,
+                     std::vector<uint8_t>& in, std::span<uint8_t> out) {
+    if (span.Covers(j)) {
+      auto from = span.bytes.begin() + static_cast<std::ptrdiff_t>(
+                                           j.offset - span.offset);
+      in.assign(from, from + j.size);
+    } else {
+      in.resize(j.size);
+      try {
+        ReadExact(*j.src, j.offset, in, "page data");
+      } catch (const TruncatedError& e) {
+        return e.what();
+      }
     }
     if (j.flags == 0 && j.size < page_size_) {  // ELF tail piece
       std::copy(in.begin(), in.end(), out.begin());
@@ -68,14 +115,20 @@ class Engine {
     };
     std::vector<uint8_t> in, page(page_size_), next(page_size_);
     const auto& jobs = batch.jobs;
+    thread_local Span span;
+    ReadSpan(jobs, span);
+    // A page decoded as its predecessor's lookahead is kept for its own
+    // turn, so each page is decoded once (twice only when it fails).
+    bool page_ready = false;
     for (size_t i = 0; i < jobs.size(); ++i) {
       const PageJob& j = jobs[i];
+      const bool ready = std::exchange(page_ready, false);
       if (j.lookahead) continue;
       done_.fetch_add(1, std::memory_order_relaxed);
       if (j.zero_page) {
         // makedumpfile's shared zero page: check it once (deep), never scan.
         if (deep_ && !zero_checked_.exchange(true)) {
-          std::string err = Decode(j, in, page);
+          std::string err = Decode(j, span, in, page);
           if (err.empty() && std::any_of(page.begin(), page.end(),
                                          [](uint8_t b) { return b; }))
             err = "the shared zero page is not zero";
@@ -83,7 +136,7 @@ class Engine {
         }
         continue;
       }
-      std::string err = Decode(j, in, page);
+      std::string err = ready ? std::string() : Decode(j, span, in, page);
       if (!err.empty()) {
         // No codec writes a stream of zero bytes: such data never reached
         // the disk (a reset before the page cache was written back).
@@ -98,19 +151,25 @@ class Engine {
         continue;
       }
       std::span<const uint8_t> nx;
+      bool next_ready = false;
       if (i + 1 < jobs.size() && jobs[i + 1].pfn == j.pfn + 1) {
         const PageJob& n = jobs[i + 1];
         bool ok = true;
         if (n.zero_page)
           std::fill(next.begin(), next.end(), 0);
         else
-          ok = Decode(n, in, next).empty();
+          ok = Decode(n, span, in, next).empty();
         if (ok)
           nx = std::span<const uint8_t>(next).first(
               std::min<size_t>(kNextPrefix, page_size_));
+        next_ready = ok && !n.zero_page && !n.lookahead;
       }
       visitor_.Visit(batch.seq, j.pfn, page, nx);
       ++res.decoded;
+      if (next_ready) {
+        std::swap(page, next);
+        page_ready = true;
+      }
     }
     std::lock_guard lock(mu_);
     results_[batch.seq] = std::move(res);
