@@ -72,9 +72,7 @@ class Engine {
       stored += j.size;
     }
     // Only where little between the pages would be read for nothing.
-    if (!src || hi - lo > kMaxSpan ||
-        hi - lo > 2 * stored)
-      return;
+    if (!src || hi - lo > kMaxSpan || hi - lo > 2 * stored) return;
     span.bytes.resize(hi - lo);
     span.bytes.resize(src->ReadAt(lo, span.bytes));
     span.src = src;
@@ -86,8 +84,8 @@ class Engine {
   std::string Decode(const PageJob& j, const Span& span,
                      std::vector<uint8_t>& in, std::span<uint8_t> out) {
     if (span.Covers(j)) {
-      auto from = span.bytes.begin() + static_cast<std::ptrdiff_t>(
-                                           j.offset - span.offset);
+      auto from = span.bytes.begin() +
+                  static_cast<std::ptrdiff_t>(j.offset - span.offset);
       in.assign(from, from + j.size);
     } else {
       in.resize(j.size);

@@ -2,6 +2,7 @@
 #include "dump_builder.h"
 
 #include <bzlib.h>
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <lz4frame.h>
 #include <lzma.h>
@@ -10,6 +11,7 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -491,6 +493,49 @@ TempDir::TempDir() {
 TempDir::~TempDir() {
   std::error_code ec;
   std::filesystem::remove_all(path_, ec);
+}
+
+SparseKdump WriteSparseKdump1TiB(const std::string& path) {
+  const uint64_t max_mapnr = 1ull << 28;  // 1 TiB of 4 KiB pages
+  const uint64_t half = max_mapnr / 8;    // 32 MiB per bitmap
+  const uint64_t bitmap_off = 2 * 4096;
+  const uint64_t desc_off = bitmap_off + 2 * half;
+  const uint64_t stride = 1 << 18;  // a dumped page every GiB
+  const uint64_t npages = max_mapnr / stride;
+  auto pwrite_all = [](int fd, const void* p, size_t n, uint64_t off) {
+    if (::pwrite(fd, p, n, static_cast<off_t>(off)) != static_cast<ssize_t>(n))
+      throw std::runtime_error(std::string("pwrite: ") + std::strerror(errno));
+  };
+
+  DumpSpec spec;
+  spec.max_mapnr = 8;
+  Bytes head = BuildKdump(spec);
+  head.resize(bitmap_off);
+  Put(head, 436, 2 * half / 4096, 4);  // bitmap_blocks
+  Put(head, 440, max_mapnr, 4);        // max_mapnr (32-bit field)
+  Put(head, 4096 + 96, max_mapnr, 8);  // sub-header max_mapnr_64
+
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0)
+    throw std::runtime_error("creating " + path + ": " + std::strerror(errno));
+  pwrite_all(fd, head.data(), head.size(), 0);
+  const uint8_t one = 1;                                    // pfn % 8 == 0
+  const uint64_t data_off = desc_off + npages * 24 + 4096;  // after zero page
+  Bytes descs(npages * 24);
+  for (uint64_t i = 0; i < npages; ++i) {
+    uint64_t pfn = i * stride;
+    pwrite_all(fd, &one, 1, bitmap_off + pfn / 8);
+    pwrite_all(fd, &one, 1, bitmap_off + half + pfn / 8);
+    pwrite_all(fd, &one, 1, bitmap_off + (pfn + 8) / 8);  // an excluded page
+    Put(descs, i * 24, data_off + i * 4096, 8);
+    Put(descs, i * 24 + 8, 4096, 4);
+  }
+  pwrite_all(fd, descs.data(), descs.size(), desc_off);
+  Bytes page = Page(4096, 0x6b);
+  for (uint64_t i = 0; i < npages; ++i)
+    pwrite_all(fd, page.data(), page.size(), data_off + i * 4096);
+  ::close(fd);
+  return {max_mapnr, npages};
 }
 
 }  // namespace nmimgr::testing

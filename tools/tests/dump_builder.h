@@ -77,6 +77,16 @@ Bytes Record(uint8_t raw, uint8_t mask, uint8_t type, uint32_t cpu,
              uint64_t real_ns = 1764099990123456789ull, uint32_t flags = 1);
 
 Bytes BuildKdump(const DumpSpec& spec, Layout* layout = nullptr);
+
+// Writes to `path` a sparse kdump-compressed file describing 2^28 pfns
+// (1 TiB of 4 KiB pages) with one dumped raw page every GiB and one
+// excluded page after each: large bitmaps that are mostly holes on disk,
+// for the scale test and the benchmark.  Throws std::runtime_error on I/O.
+struct SparseKdump {
+  uint64_t max_mapnr;
+  uint64_t dumped_pages;
+};
+SparseKdump WriteSparseKdump1TiB(const std::string& path);
 // Parts of a split set over pfn ranges split at `cuts` (ascending, inside
 // (0, max_mapnr)).
 std::vector<Bytes> BuildSplit(const DumpSpec& spec,
