@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <cstddef>
 #include <cstring>
 #include <tuple>
 
@@ -41,27 +42,30 @@ std::optional<TriggerRecord> ParseRecord(std::span<const uint8_t> bytes) {
   ByteView v(bytes.first(NMIMGR_RECORD_SIZE), 0, "trigger record");
   if (std::memcmp(bytes.data(), NMIMGR_RECORD_MAGIC, NMIMGR_RECORD_MAGIC_LEN))
     return std::nullopt;
-  if (v.Le16(8) != NMIMGR_RECORD_VERSION) return std::nullopt;
-  if (v.Le16(10) != NMIMGR_RECORD_SIZE) return std::nullopt;
+    // Offsets come from the module's own header, the one layout both share.
+#define NMIMGR_AT(field) offsetof(struct nmimgr_record, field)
+  if (v.Le16(NMIMGR_AT(version)) != NMIMGR_RECORD_VERSION) return std::nullopt;
+  if (v.Le16(NMIMGR_AT(size)) != NMIMGR_RECORD_SIZE) return std::nullopt;
   TriggerRecord r;
-  r.flags = v.Le32(12);
+  r.flags = v.Le32(NMIMGR_AT(flags));
   if (!(r.flags & NMIMGR_RECORD_FIRED)) return std::nullopt;
   if (v.Le32(NMIMGR_RECORD_CHECKSUM_OFFSET) !=
       nmimgr_record_checksum(bytes.data()))
     return std::nullopt;
-  r.raw_code = v.U8(16);
-  r.masked_code = v.U8(17);
-  r.event_mask = v.U8(18);
-  r.nmi_type = v.U8(19);
-  r.cpu = v.Le32(20);
-  r.mono_ns = v.Le64(24);
-  r.real_ns = v.Le64(32);
-  r.boot_ns = v.Le64(40);
-  r.nmis = v.Le64(48);
-  r.dropped = v.Le64(56);
-  r.ignored = v.Le64(64);
-  r.unmanaged = v.Le64(72);
-  r.would_panic = v.Le64(80);
+  r.raw_code = v.U8(NMIMGR_AT(raw_code));
+  r.masked_code = v.U8(NMIMGR_AT(masked_code));
+  r.event_mask = v.U8(NMIMGR_AT(event_mask));
+  r.nmi_type = v.U8(NMIMGR_AT(nmi_type));
+  r.cpu = v.Le32(NMIMGR_AT(cpu));
+  r.mono_ns = v.Le64(NMIMGR_AT(mono_ns));
+  r.real_ns = v.Le64(NMIMGR_AT(real_ns));
+  r.boot_ns = v.Le64(NMIMGR_AT(boot_ns));
+  r.nmis = v.Le64(NMIMGR_AT(nmis));
+  r.dropped = v.Le64(NMIMGR_AT(dropped));
+  r.ignored = v.Le64(NMIMGR_AT(ignored));
+  r.unmanaged = v.Le64(NMIMGR_AT(unmanaged));
+  r.would_panic = v.Le64(NMIMGR_AT(would_panic));
+#undef NMIMGR_AT
   return r;
 }
 
