@@ -79,16 +79,18 @@ class Engine {
     span.offset = lo;
   }
 
-  // Decodes one job into `out`; returns an error text or "".  A job the
-  // span does not cover (short read, other source) is read on its own.
+  // Decodes one job into `out`; returns an error text or "".  `stored` is
+  // left on the job's stored bytes: a slice of the span when it covers the
+  // job (no copy), else `in`, read on its own (short reads, other sources).
   std::string Decode(const PageJob& j, const Span& span,
-                     std::vector<uint8_t>& in, std::span<uint8_t> out) {
+                     std::vector<uint8_t>& in, std::span<const uint8_t>& stored,
+                     std::span<uint8_t> out) {
     if (span.Covers(j)) {
-      auto from = span.bytes.begin() +
-                  static_cast<std::ptrdiff_t>(j.offset - span.offset);
-      in.assign(from, from + j.size);
+      stored = std::span<const uint8_t>(span.bytes)
+                   .subspan(j.offset - span.offset, j.size);
     } else {
       in.resize(j.size);
+      stored = in;
       try {
         ReadExact(*j.src, j.offset, in, "page data");
       } catch (const TruncatedError& e) {
@@ -96,11 +98,11 @@ class Engine {
       }
     }
     if (j.flags == 0 && j.size < page_size_) {  // ELF tail piece
-      std::copy(in.begin(), in.end(), out.begin());
+      std::copy(stored.begin(), stored.end(), out.begin());
       std::fill(out.begin() + j.size, out.end(), 0);
       return {};
     }
-    return DecodePage(j.flags, in, out);
+    return DecodePage(j.flags, stored, out);
   }
 
   void RunBatch(const Batch& batch) {
@@ -112,6 +114,7 @@ class Engine {
                         j.pfn, j.index, j.offset, err);
     };
     std::vector<uint8_t> in, page(page_size_), next(page_size_);
+    std::span<const uint8_t> stored;
     const auto& jobs = batch.jobs;
     thread_local Span span;
     ReadSpan(jobs, span);
@@ -126,7 +129,7 @@ class Engine {
       if (j.zero_page) {
         // makedumpfile's shared zero page: check it once (deep), never scan.
         if (deep_ && !zero_checked_.exchange(true)) {
-          std::string err = Decode(j, span, in, page);
+          std::string err = Decode(j, span, in, stored, page);
           if (err.empty() && std::any_of(page.begin(), page.end(),
                                          [](uint8_t b) { return b; }))
             err = "the shared zero page is not zero";
@@ -134,11 +137,12 @@ class Engine {
         }
         continue;
       }
-      std::string err = ready ? std::string() : Decode(j, span, in, page);
+      std::string err =
+          ready ? std::string() : Decode(j, span, in, stored, page);
       if (!err.empty()) {
         // No codec writes a stream of zero bytes: such data never reached
         // the disk (a reset before the page cache was written back).
-        if (j.flags != 0 && in.size() == j.size && AllZero(in)) {
+        if (j.flags != 0 && stored.size() == j.size && AllZero(stored)) {
           if (res.zeroed++ == 0)
             res.first_zeroed =
                 fmt::format("page at pfn {} (descriptor {}, data at offset {})",
@@ -156,7 +160,7 @@ class Engine {
         if (n.zero_page)
           std::fill(next.begin(), next.end(), 0);
         else
-          ok = Decode(n, span, in, next).empty();
+          ok = Decode(n, span, in, stored, next).empty();
         if (ok)
           nx = std::span<const uint8_t>(next).first(
               std::min<size_t>(kNextPrefix, page_size_));
