@@ -3,24 +3,36 @@
  * nmimgr trigger record: the one fixed-layout structure that ties a crash
  * dump to the NMI that caused it.
  *
- * The module keeps one record in its own data.  It is zero but for the
- * header (magic, version, size) until nmimgr decides to panic; then the
- * handler fills every field, sets NMIMGR_RECORD_FIRED and writes the
- * checksum last.  The crash dump carries module memory, so
+ * The module keeps one record in its own data.  At load it writes the
+ * header (magic, version, size), a per-load random nonce and the record's
+ * own physical address; the rest stays zero until nmimgr decides to panic.
+ * Then the handler fills every field, sets NMIMGR_RECORD_FIRED and writes
+ * the checksum last.  The crash dump carries module memory, so
  * nmimgr-vmcore-check finds the record by scanning the dump for the magic.
  *
  * The magic alone proves nothing: every copy of nmimgr.ko in memory (page
  * cache, the initramfs, the module's own unused .data) carries it too.  A
- * record counts only when the FIRED flag is set and the checksum holds.
+ * record counts only when the FIRED flag is set and the checksum holds, and
+ * (version 2) only where it is bound to this dump:
+ *   - phys must equal the physical address the reader found it at, so a
+ *     copy of a fired record elsewhere in memory is not the record;
+ *   - real_ns must not be later than the dump's VMCOREINFO CRASHTIME (plus
+ *     its one-second resolution), and real_ns - boot_ns (the wall-clock time
+ *     the record's boot began) must match the crashed kernel's boot, so a
+ *     record left in RAM by an earlier boot (warm reset, kexec reboot) is
+ *     not this dump's trigger;
+ *   - nonce is printed in nmimgr's panic line ("record=%016llx"), which
+ *     ties the record to the panic message of this boot's log.
  *
- * On-disk (in-memory) layout, little-endian, naturally aligned, 96 bytes,
- * no padding (checked by static asserts below):
+ * Layout, version 2, little-endian, naturally aligned, 128 bytes, no padding
+ * (checked by static asserts below).  The module aligns it to 128 bytes, so
+ * it never straddles a page:
  *
  *   off size field
  *     0    8 magic          "NMIMGRtr"
- *     8    2 version        NMIMGR_RECORD_VERSION (1)
- *    10    2 size           sizeof(struct nmimgr_record) (96)
- *    12    4 flags          NMIMGR_RECORD_FIRED | _DRY_RUN | _CAPTURE
+ *     8    2 version        NMIMGR_RECORD_VERSION (2)
+ *    10    2 size           sizeof(struct nmimgr_record) (128)
+ *    12    4 flags          NMIMGR_RECORD_* below
  *    16    1 raw_code       port 0x61 byte read by the handler
  *    17    1 masked_code    raw_code & event_mask: the code that matched
  *    18    1 event_mask     mask in force
@@ -34,12 +46,22 @@
  *    64    8 ignored        NMIs left to the kernel by events_ignore
  *    72    8 unmanaged      NMIs in no list
  *    80    8 would_panic    dry-run panic decisions
- *    88    4 reserved       zero
- *    92    4 checksum       FNV-1a 32 over bytes 0..91
+ *    88    8 nonce          random, drawn once per load
+ *    96    8 phys           physical address of this record
+ *   104    8 confirm_ns     CLOCK_MONOTONIC of the first press (CONFIRMED)
+ *   112    4 confirm_min_ms confirmation window in force, or 0 when off
+ *   116    4 confirm_max_ms
+ *   120    4 oops_depth     oops_in_progress when the record fired
+ *   124    4 checksum       FNV-1a 32 over bytes 0..123
+ *
+ * Version 1 (96 bytes, nmimgr before the binding) is the same up to
+ * would_panic, then reserved (4, zero) and checksum (4) at 92 over bytes
+ * 0..91; its flags DRY_RUN (bit 1) and CAPTURE (bit 2) were never set.
+ * Readers accept both, and say that a version 1 record is not bound.
  *
  * Readers must check magic, version, size, FIRED and the checksum, in that
  * order, and ignore a record that fails any of them.  A later layout gets a
- * new version number; fields are never reused.
+ * new version number; fields and flag bits are never reused.
  */
 #ifndef NMIMGR_RECORD_H
 #define NMIMGR_RECORD_H
@@ -68,11 +90,20 @@ typedef uint64_t nmimgr_u64;
 
 #define NMIMGR_RECORD_MAGIC "NMIMGRtr"
 #define NMIMGR_RECORD_MAGIC_LEN 8
-#define NMIMGR_RECORD_VERSION 1
+#define NMIMGR_RECORD_VERSION 2
+#define NMIMGR_RECORD_V1 1
 
 #define NMIMGR_RECORD_FIRED (1u << 0)	/* nmimgr decided to panic */
-#define NMIMGR_RECORD_DRY_RUN (1u << 1)	/* dry_run was set (never fires) */
-#define NMIMGR_RECORD_CAPTURE (1u << 2)	/* written in a capture kernel */
+/* bits 1 and 2: version 1's DRY_RUN and CAPTURE, never set, retired */
+/* oops_in_progress was raised when it fired: an oops or a panic under way */
+#define NMIMGR_RECORD_OOPS_UNDER_WAY (1u << 3)
+/*
+ * nmi_panic() returned: this CPU was already in a panic that something
+ * else started, so this record did not start the dump.
+ */
+#define NMIMGR_RECORD_PANIC_UNDER_WAY (1u << 4)
+/* Fired on the confirming second NMI (confirm= window in force). */
+#define NMIMGR_RECORD_CONFIRMED (1u << 5)
 
 /* NMI types as stored in the record and printed in messages. */
 #define NMIMGR_TYPE_UNKNOWN 1
@@ -97,12 +128,20 @@ struct nmimgr_record {
 	nmimgr_u64 ignored;
 	nmimgr_u64 unmanaged;
 	nmimgr_u64 would_panic;
-	nmimgr_u32 reserved;
+	nmimgr_u64 nonce;
+	nmimgr_u64 phys;
+	nmimgr_u64 confirm_ns;
+	nmimgr_u32 confirm_min_ms;
+	nmimgr_u32 confirm_max_ms;
+	nmimgr_u32 oops_depth;
 	nmimgr_u32 checksum;
 };
 
-#define NMIMGR_RECORD_SIZE 96
-#define NMIMGR_RECORD_CHECKSUM_OFFSET 92
+#define NMIMGR_RECORD_SIZE 128
+#define NMIMGR_RECORD_CHECKSUM_OFFSET 124
+/* Version 1: fields up to would_panic as above, then these. */
+#define NMIMGR_RECORD_V1_SIZE 96
+#define NMIMGR_RECORD_V1_CHECKSUM_OFFSET 92
 
 NMIMGR_STATIC_ASSERT(sizeof(struct nmimgr_record) == NMIMGR_RECORD_SIZE,
 		     "nmimgr_record layout changed");
@@ -111,19 +150,32 @@ NMIMGR_STATIC_ASSERT(offsetof(struct nmimgr_record, checksum) ==
 		     "nmimgr_record checksum moved");
 NMIMGR_STATIC_ASSERT(offsetof(struct nmimgr_record, mono_ns) == 24,
 		     "nmimgr_record timestamps moved");
+NMIMGR_STATIC_ASSERT(offsetof(struct nmimgr_record, nonce) ==
+		     NMIMGR_RECORD_V1_CHECKSUM_OFFSET - 4,
+		     "nmimgr_record version 2 fields must follow version 1's");
 
-/* FNV-1a, 32 bits: tiny, no tables, the same in the kernel and in tools. */
-static inline nmimgr_u32 nmimgr_record_checksum(const void *rec)
+/*
+ * FNV-1a, 32 bits, over the first @len bytes: tiny, no tables, the same in
+ * the kernel and in tools.  Version 2 covers NMIMGR_RECORD_CHECKSUM_OFFSET
+ * bytes, version 1 NMIMGR_RECORD_V1_CHECKSUM_OFFSET.
+ */
+static inline nmimgr_u32 nmimgr_record_checksum_n(const void *rec,
+						  unsigned int len)
 {
 	const nmimgr_u8 *p = (const nmimgr_u8 *)rec;
 	nmimgr_u32 h = 2166136261u;
 	unsigned int i;
 
-	for (i = 0; i < NMIMGR_RECORD_CHECKSUM_OFFSET; i++) {
+	for (i = 0; i < len; i++) {
 		h ^= p[i];
 		h *= 16777619u;
 	}
 	return h;
+}
+
+static inline nmimgr_u32 nmimgr_record_checksum(const void *rec)
+{
+	return nmimgr_record_checksum_n(rec, NMIMGR_RECORD_CHECKSUM_OFFSET);
 }
 
 static inline const char *nmimgr_type_name(unsigned int type)
