@@ -15,12 +15,21 @@
  * What it cannot do: stop the other handlers registered on the same type,
  * which all run whatever one of them returns (5.10 and 6.x alike), so a
  * driver that panics on every NMI (hpwdt) must be unloaded or configured.
+ * nmimgr registers first on each type (NMI_FLAG_FIRST), so it has counted
+ * and recorded an NMI before such a driver panics on it.
+ *
+ * Nothing the handler reaches sleeps, allocates, takes a lock or calls a
+ * printk variant that does (5.10's printk_deferred(), which the kernel's
+ * rate limiter uses to report "callbacks suppressed", takes logbuf_lock):
+ * log lines go through plain printk(), which is NMI-safe on 5.10 to 6.12,
+ * behind a rate limiter of nmimgr's own made of atomics.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/atomic.h>
 #include <linux/crash_dump.h>
 #include <linux/delay.h>
+#include <linux/fs.h>
 #include <linux/init.h>
 #include <linux/kernel.h>
 #include <linux/kobject.h>
@@ -30,7 +39,9 @@
 #include <linux/mutex.h>
 #include <linux/nmi.h>
 #include <linux/printk.h>
+#include <linux/random.h>
 #include <linux/rcupdate.h>
+#include <linux/slab.h>
 #include <linux/smp.h>
 #include <linux/string.h>
 #include <linux/sysfs.h>
@@ -38,6 +49,7 @@
 #include <asm/io.h>
 #include <asm/mach_traps.h>
 #include <asm/nmi.h>
+#include <asm/pgtable.h>
 #include <asm/x86_init.h>
 
 #include "nmimgr_record.h"
@@ -49,17 +61,26 @@
 
 /*
  * io_check_error() holds IOCHK# cleared for 2 s before re-enabling it,
- * "to let the hardware settle"; a drop of an IOCHK NMI does the same, so a
+ * "to let the hardware settle"; a drop of an IOCHK NMI does the same (but
+ * not while a panic may be under way, see nmimgr_plan_port61()), so a
  * stuck IOCHK# line cannot turn into an NMI storm.
  */
-#define IOCHK_SETTLE_STEPS 20000
 #define IOCHK_SETTLE_STEP_US 100
+#define IOCHK_SETTLE_STEPS (NMIMGR_IOCHK_SETTLE_US / IOCHK_SETTLE_STEP_US)
+
+/*
+ * Log lines from the NMI path: at most LOG_BURST per LOG_INTERVAL_NS, the
+ * rest counted and reported in one line when the next interval opens.
+ */
+#define LOG_INTERVAL_NS (5 * NSEC_PER_SEC)
+#define LOG_BURST 10
 
 /*
  * The last event, packed into one word so a reader never sees half of it:
  * raw code (8 bits), type (2), action (3), CPU (13), uptime in ms (38 bits,
  * wraps after 8.7 years).  Zero means no event yet (type is never 0).
  */
+
 #define LAST_CODE_SHIFT 0
 #define LAST_TYPE_SHIFT 8
 #define LAST_ACTION_SHIFT 10
@@ -78,6 +99,7 @@
  */
 static struct nmimgr_policy policy_slots[2] = {
 	[0] = { .mask = NMIMGR_DEFAULT_MASK },
+	[1] = { .mask = NMIMGR_DEFAULT_MASK },
 };
 static struct nmimgr_policy __rcu *active_policy = &policy_slots[0];
 static DEFINE_MUTEX(policy_lock);
@@ -88,12 +110,28 @@ static bool capture_kernel;
 static bool live;		/* init done: log policy changes */
 static unsigned int registered;	/* TYPE_BITs registered */
 
-/* Set by the first panic decision; only its winner fills the record. */
+/*
+ * Set by nmimgr's first panic decision; only its winner fills the record.
+ * Not set by an oops or by someone else's panic: oops_in_progress, raised
+ * by both, cannot tell them apart, and the kernel exports nothing that can
+ * (panic_cpu is not exported).  A panic code during someone else's panic
+ * goes to nmi_panic(), whose own panic_cpu test stops this CPU (another
+ * CPU panics) or returns (this CPU already panics); the record says so.
+ */
 static atomic_t panic_latch = ATOMIC_INIT(0);
+/* Monotonic ns of an unconfirmed first press (confirm=), 0 when none. */
+static atomic64_t confirm_pending = ATOMIC64_INIT(0);
 static atomic_long_t nmi_count = ATOMIC_LONG_INIT(0);
 static atomic_long_t action_count[NMIMGR_NR_ACTIONS];
 static atomic_long_t code_count[NMIMGR_NR_CODES];
 static atomic64_t last_event = ATOMIC64_INIT(0);
+
+static struct {
+	atomic64_t begin_ns;	/* start of the current interval */
+	atomic_t printed;	/* lines printed in it */
+	atomic_long_t missed;	/* lines held back, not yet reported */
+	atomic_long_t total;	/* lines held back since load */
+} nmi_log;
 
 /* Filled once, in NMI context, by the CPU that wins panic_latch. */
 static struct nmimgr_record trigger_record __aligned(128) = {
@@ -105,30 +143,79 @@ static char panic_msg[128];
 
 static struct kobject *nmimgr_kobj;
 
-static void rearm_latch(unsigned int type, u8 reason)
+/*
+ * Whether a line may be printed from the NMI path.  Lock-free: racing CPUs
+ * may print a line or two over the burst, never block.  The report of held
+ * back lines is a plain printk() too.
+ */
+static bool nmi_log_ok(void)
 {
-	u8 first, second;
+	u64 now = ktime_get_mono_fast_ns();
+	s64 begin = atomic64_read(&nmi_log.begin_ns);
+	long missed;
+
+	if (now - (u64)begin >= LOG_INTERVAL_NS &&
+	    atomic64_cmpxchg(&nmi_log.begin_ns, begin, now) == begin) {
+		atomic_set(&nmi_log.printed, 0);
+		missed = atomic_long_xchg(&nmi_log.missed, 0);
+		if (missed)
+			pr_info("%ld NMI log lines suppressed\n", missed);
+	}
+	if (atomic_inc_return(&nmi_log.printed) <= LOG_BURST)
+		return true;
+	atomic_long_inc(&nmi_log.missed);
+	atomic_long_inc(&nmi_log.total);
+	return false;
+}
+NOKPROBE_SYMBOL(nmi_log_ok);
+
+#define nmi_log_info(fmt, ...)					\
+	do {							\
+		if (nmi_log_ok())				\
+			pr_info(fmt, ##__VA_ARGS__);		\
+	} while (0)
+#define nmi_log_warn(fmt, ...)					\
+	do {							\
+		if (nmi_log_ok())				\
+			pr_warn(fmt, ##__VA_ARGS__);		\
+	} while (0)
+
+/* Leave port 0x61 as the kernel would have after an unclaimed NMI. */
+static void port61_after_drop(unsigned int type, u8 reason)
+{
+	struct nmimgr_port61_plan plan;
 	unsigned int i;
 
-	if (!nmimgr_rearm_bytes(type, reason, &first, &second))
+	nmimgr_plan_port61(type, reason,
+			   atomic_read(&panic_latch) ||
+				   READ_ONCE(oops_in_progress),
+			   &plan);
+	if (!plan.writes)
 		return;
-	outb(first, NMI_REASON_PORT);
-	if (type == NMIMGR_TYPE_IOCHK) {
+	outb(plan.first, NMI_REASON_PORT);
+	if (plan.writes < 2)
+		return;
+	if (plan.settle) {
 		for (i = 0; i < IOCHK_SETTLE_STEPS; i++) {
 			touch_nmi_watchdog();
 			udelay(IOCHK_SETTLE_STEP_US);
 		}
 	}
-	outb(second, NMI_REASON_PORT);
+	outb(plan.second, NMI_REASON_PORT);
 }
-NOKPROBE_SYMBOL(rearm_latch);
+NOKPROBE_SYMBOL(port61_after_drop);
 
 static void fire_record(const struct nmimgr_policy *p, u8 raw,
-			unsigned int type, unsigned int cpu)
+			unsigned int type, unsigned int cpu, u64 first_ns)
 {
 	struct nmimgr_record *r = &trigger_record;
+	int oops = READ_ONCE(oops_in_progress);
 
 	r->flags = NMIMGR_RECORD_FIRED;
+	if (oops)
+		r->flags |= NMIMGR_RECORD_OOPS_UNDER_WAY;
+	if (first_ns)
+		r->flags |= NMIMGR_RECORD_CONFIRMED;
 	r->raw_code = raw;
 	r->masked_code = raw & p->mask;
 	r->event_mask = p->mask;
@@ -143,11 +230,49 @@ static void fire_record(const struct nmimgr_policy *p, u8 raw,
 	r->ignored = atomic_long_read(&action_count[NMIMGR_IGNORE]);
 	r->unmanaged = atomic_long_read(&action_count[NMIMGR_UNMANAGED]);
 	r->would_panic = atomic_long_read(&action_count[NMIMGR_WOULD_PANIC]);
-	r->reserved = 0;
+	/* nonce and phys were written at load */
+	r->confirm_ns = first_ns;
+	r->confirm_min_ms = p->confirm_min_ms;
+	r->confirm_max_ms = p->confirm_max_ms;
+	r->oops_depth = oops > 0 ? oops : 0;
 	barrier();
 	r->checksum = nmimgr_record_checksum(r);
 }
 NOKPROBE_SYMBOL(fire_record);
+
+/* nmi_panic() came back: this CPU was already in someone else's panic. */
+static void record_panic_under_way(void)
+{
+	struct nmimgr_record *r = &trigger_record;
+
+	r->flags |= NMIMGR_RECORD_PANIC_UNDER_WAY;
+	barrier();
+	r->checksum = nmimgr_record_checksum(r);
+}
+NOKPROBE_SYMBOL(record_panic_under_way);
+
+/*
+ * Confirmation: publish the new pending time atomically; returns the
+ * action and, in *first, the first press that this NMI confirmed (0: none).
+ */
+static enum nmimgr_action confirm(const struct nmimgr_policy *p,
+				  enum nmimgr_action a, u64 *first)
+{
+	u64 now = ktime_get_mono_fast_ns(), next;
+	s64 old = atomic64_read(&confirm_pending);
+	enum nmimgr_action r;
+
+	*first = 0;
+	if (!p->confirm_min_ms)
+		return a;
+	do {
+		r = nmimgr_confirm_step(p, a, (u64)old, now, &next);
+	} while (!atomic64_try_cmpxchg(&confirm_pending, &old, (s64)next));
+	if (r != NMIMGR_PENDING)
+		*first = (u64)old;
+	return r;
+}
+NOKPROBE_SYMBOL(confirm);
 
 static void account(enum nmimgr_action a, u8 raw, unsigned int type,
 		    unsigned int cpu)
@@ -177,49 +302,69 @@ static int nmimgr_handle(unsigned int type, struct pt_regs *regs)
 	enum nmimgr_action a;
 	unsigned int cpu = smp_processor_id();
 	u8 raw = x86_platform.get_nmi_reason();
+	u8 code;
+	u64 first = 0;
 
-	st.latched = atomic_read(&panic_latch) || READ_ONCE(oops_in_progress);
+	st.latched = atomic_read(&panic_latch);
 	st.capture_kernel = capture_kernel;
 	st.capture_drop = READ_ONCE(capture_drop);
 	p = rcu_dereference_sched(active_policy);
+	code = raw & p->mask;
 	a = nmimgr_decide(p, &st, raw);
+	if (a == NMIMGR_PANIC || a == NMIMGR_WOULD_PANIC)
+		a = confirm(p, a, &first);
 	if (a == NMIMGR_PANIC && atomic_cmpxchg(&panic_latch, 0, 1) != 0)
 		a = NMIMGR_LATCHED_DROP;
 	account(a, raw, type, cpu);
 
 	switch (a) {
 	case NMIMGR_IGNORE:
-		return NMI_DONE;
+		break;
 	case NMIMGR_UNMANAGED:
-		pr_info_ratelimited("unmanaged NMI event 0x%02x (%u) type=%s cpu=%u: list it in events_ignore, events_drop or events_panic\n",
-				    raw, raw, nmimgr_type_name(type), cpu);
-		return NMI_DONE;
+		nmi_log_info("unmanaged NMI event 0x%02x (%u) type=%s cpu=%u code=0x%02x: list code %u in events_ignore, events_drop or events_panic\n",
+			     raw, raw, nmimgr_type_name(type), cpu, code,
+			     code);
+		break;
+	case NMIMGR_PENDING:
+		nmi_log_warn("%sNMI event 0x%02x (%u) type=%s cpu=%u code=0x%02x matches events_panic: press again %u-%u ms from now to %spanic (confirm=%u-%u)\n",
+			     p->dry_run ? "dry run: " : "", raw, raw,
+			     nmimgr_type_name(type), cpu, code,
+			     p->confirm_min_ms, p->confirm_max_ms,
+			     p->dry_run ? "log a would-" : "",
+			     p->confirm_min_ms, p->confirm_max_ms);
+		break;
 	case NMIMGR_WOULD_PANIC:
-		pr_warn_ratelimited("dry run: would panic on NMI event 0x%02x (%u) type=%s cpu=%u\n",
-				    raw, raw, nmimgr_type_name(type), cpu);
-		return NMI_DONE;
+		nmi_log_warn("dry run: would panic on NMI event 0x%02x (%u) type=%s cpu=%u code=0x%02x%s\n",
+			     raw, raw, nmimgr_type_name(type), cpu, code,
+			     first ? " confirmed" : "");
+		break;
 	case NMIMGR_DROP:
-		pr_info_ratelimited("dropped NMI event 0x%02x (%u) type=%s cpu=%u\n",
-				    raw, raw, nmimgr_type_name(type), cpu);
-		rearm_latch(type, raw);
-		return NMI_HANDLED;
+		nmi_log_info("dropped NMI event 0x%02x (%u) type=%s cpu=%u code=0x%02x\n",
+			     raw, raw, nmimgr_type_name(type), cpu, code);
+		port61_after_drop(type, raw);
+		break;
 	case NMIMGR_LATCHED_DROP:
-		pr_info_ratelimited("dropped NMI event 0x%02x (%u) type=%s cpu=%u: %s\n",
-				    raw, raw, nmimgr_type_name(type), cpu,
-				    capture_kernel ? "capture kernel" :
-						     "panic or oops in progress");
-		rearm_latch(type, raw);
-		return NMI_HANDLED;
+		nmi_log_info("dropped NMI event 0x%02x (%u) type=%s cpu=%u code=0x%02x: %s\n",
+			     raw, raw, nmimgr_type_name(type), cpu, code,
+			     capture_kernel ? "capture kernel" :
+					      "nmimgr panic in progress");
+		port61_after_drop(type, raw);
+		break;
 	case NMIMGR_PANIC:
-		fire_record(p, raw, type, cpu);
+		fire_record(p, raw, type, cpu, first);
 		snprintf(panic_msg, sizeof(panic_msg),
-			 "nmimgr: panic on NMI event 0x%02x (%u) type=%s cpu=%u mask=0x%02x",
-			 raw, raw, nmimgr_type_name(type), cpu, p->mask);
+			 "nmimgr: panic on NMI event 0x%02x (%u) type=%s cpu=%u mask=0x%02x code=0x%02x record=%016llx%s",
+			 raw, raw, nmimgr_type_name(type), cpu, p->mask, code,
+			 (unsigned long long)trigger_record.nonce,
+			 first ? " confirmed" : "");
 		nmi_panic(regs, panic_msg);
-		return NMI_HANDLED;
+		/* Only a CPU that was already in panic() gets here. */
+		record_panic_under_way();
+		break;
 	default:
-		return NMI_DONE;
+		break;
 	}
+	return nmimgr_action_handled(p, a) ? NMI_HANDLED : NMI_DONE;
 }
 NOKPROBE_SYMBOL(nmimgr_handle);
 
@@ -242,13 +387,21 @@ static int nmimgr_iochk(unsigned int kernel_type, struct pt_regs *regs)
 NOKPROBE_SYMBOL(nmimgr_iochk);
 
 /* One nmiaction per type: an action sits on one type's list only. */
+/*
+ * One nmiaction per type: an action sits on one type's list only.  First
+ * on each list, so nmimgr counts and records an NMI before a handler that
+ * panics on it (hpwdt, ipmi_watchdog's pre-timeout) runs.
+ */
 static struct nmiaction nmimgr_actions[] = {
 	{ .list = LIST_HEAD_INIT(nmimgr_actions[0].list),
-	  .handler = nmimgr_unknown, .name = KBUILD_MODNAME },
+	  .handler = nmimgr_unknown, .flags = NMI_FLAG_FIRST,
+	  .name = KBUILD_MODNAME },
 	{ .list = LIST_HEAD_INIT(nmimgr_actions[1].list),
-	  .handler = nmimgr_serr, .name = KBUILD_MODNAME },
+	  .handler = nmimgr_serr, .flags = NMI_FLAG_FIRST,
+	  .name = KBUILD_MODNAME },
 	{ .list = LIST_HEAD_INIT(nmimgr_actions[2].list),
-	  .handler = nmimgr_iochk, .name = KBUILD_MODNAME },
+	  .handler = nmimgr_iochk, .flags = NMI_FLAG_FIRST,
+	  .name = KBUILD_MODNAME },
 };
 
 static const struct {
@@ -278,15 +431,20 @@ static void log_policy(const char *why, const struct nmimgr_policy *p)
 static void policy_commit(struct nmimgr_policy *np)
 {
 	static char buf[NMIMGR_LIST_BUF];	/* under policy_lock */
+	static struct nmimgr_compile_report report;	/* under policy_lock */
 	struct nmimgr_policy *cur, *next;
-	struct nmimgr_codeset overlap;
 
 	lockdep_assert_held(&policy_lock);
-	nmimgr_policy_compile(np, &overlap);
-	if (!nmimgr_codeset_empty(&overlap)) {
-		nmimgr_format_list(&overlap, buf, sizeof(buf));
+	nmimgr_policy_compile(np, &report);
+	if (!nmimgr_codeset_empty(&report.overlap)) {
+		nmimgr_format_list(&report.overlap, buf, sizeof(buf));
 		pr_warn("masked codes %s are in more than one list; the first of ignore, drop, panic decides\n",
 			buf);
+	}
+	if (!nmimgr_codeset_empty(&report.folded)) {
+		nmimgr_format_list(&report.folded, buf, sizeof(buf));
+		pr_warn("listed codes %s differ only in bits mask 0x%02x drops and match alike (each code is matched as code & 0x%02x)\n",
+			buf, np->mask, np->mask);
 	}
 	cur = rcu_dereference_protected(active_policy,
 					lockdep_is_held(&policy_lock));
@@ -370,7 +528,7 @@ static int mask_set(const char *val, const struct kernel_param *kp)
 	char err[NMIMGR_ERR_BUF];
 	u8 mask;
 
-	if (nmimgr_parse_byte(val, &mask, err, sizeof(err)))
+	if (nmimgr_parse_mask(val, &mask, err, sizeof(err)))
 		return reject(kp, val, err);
 	mutex_lock(&policy_lock);
 	np = *policy_current();
@@ -396,7 +554,7 @@ static const struct kernel_param_ops mask_ops = {
 };
 module_param_cb(event_mask, &mask_ops, NULL, 0644);
 MODULE_PARM_DESC(event_mask,
-		 "Bits of the port 0x61 byte that make the event code, applied to the byte and to every listed code (default: 0xcf; 0xff = exact match)");
+		 "Bits of the port 0x61 byte that make the event code, applied to the byte and to every listed code; must keep 0xc0 (default: 0xc0, SERR and IOCHK only; 0xff = exact match)");
 
 static int dry_run_set(const char *val, const struct kernel_param *kp)
 {
@@ -432,6 +590,46 @@ module_param_cb(dry_run, &dry_run_ops, NULL, 0644);
 MODULE_PARM_DESC(dry_run,
 		 "Log and count panic decisions as \"would panic\" and leave the NMI to the kernel (default: 0)");
 
+static int confirm_set(const char *val, const struct kernel_param *kp)
+{
+	struct nmimgr_policy np;
+	char err[NMIMGR_ERR_BUF];
+	u32 lo, hi;
+
+	if (nmimgr_parse_confirm(val, &lo, &hi, err, sizeof(err)))
+		return reject(kp, val, err);
+	mutex_lock(&policy_lock);
+	np = *policy_current();
+	np.confirm_min_ms = lo;
+	np.confirm_max_ms = hi;
+	policy_commit(&np);
+	mutex_unlock(&policy_lock);
+	return 0;
+}
+
+static int confirm_get(char *buffer, const struct kernel_param *kp)
+{
+	const struct nmimgr_policy *p;
+	size_t n;
+
+	mutex_lock(&policy_lock);
+	p = policy_current();
+	n = nmimgr_format_confirm(p->confirm_min_ms, p->confirm_max_ms, buffer,
+				  PAGE_SIZE - 1);
+	mutex_unlock(&policy_lock);
+	buffer[n++] = '\n';
+	buffer[n] = '\0';
+	return n;
+}
+
+static const struct kernel_param_ops confirm_ops = {
+	.set = confirm_set,
+	.get = confirm_get,
+};
+module_param_cb(confirm, &confirm_ops, NULL, 0644);
+MODULE_PARM_DESC(confirm,
+		 "Panic only on a second NMI of a panic code MIN-MAX ms after the first: 0 (off), 1 (500-10000) or MIN-MAX (default: 0)");
+
 static int policy_set(const char *val, const struct kernel_param *kp)
 {
 	struct nmimgr_policy np;
@@ -464,7 +662,7 @@ static const struct kernel_param_ops policy_ops = {
 };
 module_param_cb(policy, &policy_ops, NULL, 0644);
 MODULE_PARM_DESC(policy,
-		 "The whole policy in one write: \"ignore=LIST drop=LIST panic=LIST mask=BYTE dry_run=0|1\", keys left out take their defaults (default: \"ignore= drop= panic= mask=0xcf dry_run=0\")");
+		 "The whole policy in one write: \"ignore=LIST drop=LIST panic=LIST mask=BYTE dry_run=0|1 confirm=WINDOW\", keys left out take their defaults (default: \"ignore= drop= panic= mask=0xc0 dry_run=0 confirm=0\")");
 
 /* types= is read at load time only: registering is done once, in init. */
 static int types_set(const char *val, const struct kernel_param *kp)
@@ -553,13 +751,22 @@ static ssize_t stats_show(struct kobject *kobj, struct kobj_attribute *attr,
 		[NMIMGR_PANIC] = "panics",
 		[NMIMGR_WOULD_PANIC] = "would_panic",
 		[NMIMGR_LATCHED_DROP] = "latched_drops",
+		[NMIMGR_PENDING] = "pending",
 	};
 	u64 last = atomic64_read(&last_event);
+	u64 pending = (u64)atomic64_read(&confirm_pending);
+	const struct nmimgr_policy *p;
+	char window[24];
 	bool dry_run;
-	int n, a, c;
+	u8 mask;
+	int n, a, c, m;
 
 	rcu_read_lock_sched();
-	dry_run = rcu_dereference_sched(active_policy)->dry_run;
+	p = rcu_dereference_sched(active_policy);
+	dry_run = p->dry_run;
+	mask = p->mask;
+	nmimgr_format_confirm(p->confirm_min_ms, p->confirm_max_ms, window,
+			      sizeof(window));
 	rcu_read_unlock_sched();
 
 	n = sysfs_emit(buf, "nmis %ld\n", atomic_long_read(&nmi_count));
@@ -573,30 +780,57 @@ static ssize_t stats_show(struct kobject *kobj, struct kobj_attribute *attr,
 	n += sysfs_emit_at(buf, n, "fired %d\n",
 			   !!(READ_ONCE(trigger_record.flags) &
 			      NMIMGR_RECORD_FIRED));
+	n += sysfs_emit_at(buf, n, "confirm %s\n", window);
+	if (pending)
+		n += sysfs_emit_at(buf, n, "confirm_pending_ms %llu\n",
+				   pending / NSEC_PER_MSEC);
+	else
+		n += sysfs_emit_at(buf, n, "confirm_pending_ms none\n");
+	n += sysfs_emit_at(buf, n, "log_suppressed %ld\n",
+			   atomic_long_read(&nmi_log.total));
+	n += sysfs_emit_at(buf, n, "mask 0x%02x\n", mask);
 	if (!last) {
 		n += sysfs_emit_at(buf, n, "last_event none\n");
 	} else {
+		c = (last >> LAST_CODE_SHIFT) & 0xff;
 		n += sysfs_emit_at(buf, n,
-				   "last_event code=0x%02x type=%s cpu=%llu action=%s uptime_ms=%llu\n",
-				   (unsigned int)(last >> LAST_CODE_SHIFT) & 0xff,
+				   "last_event raw=0x%02x code=0x%02x type=%s cpu=%llu action=%s uptime_ms=%llu\n",
+				   c, c & mask,
 				   nmimgr_type_name((last >> LAST_TYPE_SHIFT) & 3),
 				   (last >> LAST_CPU_SHIFT) & LAST_CPU_MASK,
 				   nmimgr_action_name((last >> LAST_ACTION_SHIFT) & 7),
 				   (last >> LAST_TIME_SHIFT) & LAST_TIME_MASK);
 	}
-	/* One line per code seen; stop short of the page rather than WARN. */
+	/*
+	 * Per code as it is matched now (raw & mask), then per raw byte;
+	 * stop short of the page rather than WARN.
+	 */
+	for (m = 0; m < NMIMGR_NR_CODES; m++) {
+		long cnt = 0;
+
+		if ((m & mask) != m)
+			continue;
+		for (c = 0; c < NMIMGR_NR_CODES; c++)
+			if ((c & mask) == m)
+				cnt += atomic_long_read(&code_count[c]);
+		if (!cnt)
+			continue;
+		if (n > PAGE_SIZE - 48)
+			goto truncated;
+		n += sysfs_emit_at(buf, n, "code 0x%02x %ld\n", m, cnt);
+	}
 	for (c = 0; c < NMIMGR_NR_CODES; c++) {
 		long cnt = atomic_long_read(&code_count[c]);
 
 		if (!cnt)
 			continue;
-		if (n > PAGE_SIZE - 48) {
-			n += sysfs_emit_at(buf, n, "truncated\n");
-			break;
-		}
-		n += sysfs_emit_at(buf, n, "code 0x%02x %ld\n", c, cnt);
+		if (n > PAGE_SIZE - 48)
+			goto truncated;
+		n += sysfs_emit_at(buf, n, "raw 0x%02x %ld\n", c, cnt);
 	}
 	return n;
+truncated:
+	return n + sysfs_emit_at(buf, n, "truncated\n");
 }
 
 static struct kobj_attribute stats_attr = __ATTR_RO(stats);
@@ -625,12 +859,98 @@ static void unregister_handlers(void)
 	}
 }
 
+/*
+ * A loaded module can read the kernel command line modprobe took its
+ * nmimgr.* parameters from, and tell when the kernel split a policy.  Built
+ * in, nmimgr runs before /proc is mounted; docs/module.md has the rules.
+ */
+static int check_cmdline(void)
+{
+	char msg[NMIMGR_ERR_BUF + 128];
+	struct file *f;
+	loff_t pos = 0;
+	ssize_t len;
+	char *line;
+	int ret = 0;
+
+#ifndef MODULE
+	return 0;
+#endif
+	f = filp_open("/proc/cmdline", O_RDONLY, 0);
+	if (IS_ERR(f))
+		return 0;
+	line = kzalloc(PAGE_SIZE, GFP_KERNEL);
+	if (line) {
+		len = kernel_read(f, line, PAGE_SIZE - 1, &pos);
+		if (len > 0) {
+			ret = nmimgr_cmdline_check(line, msg, sizeof(msg));
+			if (ret < 0)
+				pr_err("%s; not loading\n", msg);
+			else if (ret > 0)
+				pr_warn("%s\n", msg);
+		}
+		kfree(line);
+	}
+	filp_close(f, NULL);
+	return ret < 0 ? -EINVAL : 0;
+}
+
+/*
+ * The kernel wants one handler on NMI_SERR and NMI_IO_CHECK and WARNs at a
+ * second registration (__register_nmi_handler()), which panics a machine
+ * with panic_on_warn=1.  hpwdt is the one in-tree driver that registers
+ * there: refuse to load next to it rather than WARN.  Only a module can
+ * look (its kobject's kset is /sys/module); built in, nmimgr initialises
+ * before any driver module loads.
+ */
+static struct kset *module_kset_of_this(void)
+{
+#ifdef MODULE
+	return THIS_MODULE->mkobj.kobj.kset;
+#else
+	return NULL;
+#endif
+}
+
+static int check_claimants(void)
+{
+	static const char *const claimants[] = { "hpwdt" };
+	struct kobject *other;
+	unsigned int i;
+
+	if (!module_kset_of_this() ||
+	    !(nmi_types & (TYPE_BIT(NMIMGR_TYPE_SERR) |
+			   TYPE_BIT(NMIMGR_TYPE_IOCHK))))
+		return 0;
+	for (i = 0; i < ARRAY_SIZE(claimants); i++) {
+		other = kset_find_obj(module_kset_of_this(), claimants[i]);
+		if (!other)
+			continue;
+		kobject_put(other);
+		pr_err("%s is loaded and registers on NMI_SERR and NMI_IO_CHECK; a second handler there makes the kernel WARN (a panic with panic_on_warn=1): load nmimgr with types=unknown, or without %s\n",
+		       claimants[i], claimants[i]);
+		return -EBUSY;
+	}
+	return 0;
+}
+
 static int __init nmimgr_init(void)
 {
 	unsigned int i;
 	int err;
 
+	BUILD_BUG_ON(NMIMGR_NR_ACTIONS > 8);	/* last_event packs 3 bits */
 	capture_kernel = is_kdump_kernel();
+	err = check_cmdline();
+	if (err)
+		return err;
+	err = check_claimants();
+	if (err)
+		return err;
+
+	/* Bind the record to this load and this place (nmimgr_record.h). */
+	trigger_record.nonce = get_random_u64();
+	trigger_record.phys = slow_virt_to_phys(&trigger_record);
 
 	nmimgr_kobj = kobject_create_and_add(KBUILD_MODNAME, kernel_kobj);
 	if (!nmimgr_kobj)

@@ -6,16 +6,22 @@
  */
 #ifdef __KERNEL__
 #include <linux/kernel.h>
+#include <linux/kprobes.h>
 #include <linux/string.h>
 #else
 #include <stdio.h>
 #include <string.h>
+/* The handler reaches these functions: no kprobe may land in them. */
+#define NOKPROBE_SYMBOL(fn)
 #endif
 
 #include "policy.h"
 #include "nmimgr_record.h"
 
-/* Port 0x61 bits the kernel writes to clear and re-arm the NMI latches. */
+/*
+ * Port 0x61 bits the kernel writes to clear and re-arm the NMI latches
+ * (NMI_REASON_CLEAR_MASK, _CLEAR_SERR, _CLEAR_IOCHK in asm/mach_traps.h).
+ */
 #define PORT61_CONTROL_MASK 0x0f
 #define PORT61_CLEAR_SERR 0x04
 #define PORT61_CLEAR_IOCHK 0x08
@@ -284,6 +290,117 @@ int nmimgr_parse_bool(const char *s, bool *out, char *err, size_t errlen)
 	return parse_bool_n(s, end, out, err, errlen);
 }
 
+int nmimgr_check_mask(uint8_t mask, char *err, size_t errlen)
+{
+	if ((mask & NMIMGR_EVENT_BITS) == NMIMGR_EVENT_BITS)
+		return 0;
+	if (err && errlen)
+		snprintf(err, errlen,
+			 "mask 0x%02x drops bit %s: SERR, IOCHK and unknown NMIs would match alike; keep 0x%02x",
+			 mask, mask & 0x80 ? "6 (IOCHK)" :
+			 mask & 0x40 ? "7 (SERR)" : "7 (SERR) and 6 (IOCHK)",
+			 NMIMGR_EVENT_BITS);
+	return -1;
+}
+
+static int parse_mask_n(const char *s, size_t end, uint8_t *out, char *err,
+			size_t errlen)
+{
+	uint8_t mask;
+
+	if (parse_byte_n(s, end, &mask, err, errlen) ||
+	    nmimgr_check_mask(mask, err, errlen))
+		return -1;
+	*out = mask;
+	return 0;
+}
+
+int nmimgr_parse_mask(const char *s, uint8_t *out, char *err, size_t errlen)
+{
+	size_t end = input_len(s);
+
+	if (end == (size_t)-1)
+		return too_long(err, errlen);
+	return parse_mask_n(s, end, out, err, errlen);
+}
+
+static int parse_ms(const char *s, size_t end, size_t *pos, uint32_t *out,
+		    char *err, size_t errlen)
+{
+	size_t i = *pos;
+	uint32_t v = 0;
+
+	if (i >= end || !is_digit(s[i]))
+		return fail(err, errlen, "expected milliseconds", "", i);
+	while (i < end && is_digit(s[i])) {
+		v = v * 10 + (uint32_t)(s[i] - '0');
+		if (v > NMIMGR_CONFIRM_CEIL_MS)
+			v = NMIMGR_CONFIRM_CEIL_MS + 1;
+		i++;
+	}
+	*out = v;
+	*pos = i;
+	return 0;
+}
+
+static int parse_confirm_n(const char *s, size_t end, uint32_t *min_ms,
+			   uint32_t *max_ms, char *err, size_t errlen)
+{
+	uint32_t lo, hi;
+	size_t pos = 0;
+
+	if (end == 1 && (s[0] == '0' || s[0] == '1')) {
+		*min_ms = s[0] == '1' ? NMIMGR_CONFIRM_MIN_MS : 0;
+		*max_ms = s[0] == '1' ? NMIMGR_CONFIRM_MAX_MS : 0;
+		return 0;
+	}
+	if (parse_ms(s, end, &pos, &lo, err, errlen))
+		return -1;
+	if (pos == end || s[pos] != '-')
+		return fail(err, errlen,
+			    "expected 0, 1 or MIN-MAX in milliseconds", "", pos);
+	pos++;
+	if (parse_ms(s, end, &pos, &hi, err, errlen))
+		return -1;
+	if (pos != end)
+		return fail(err, errlen, "unexpected character after window",
+			    "", pos);
+	if (lo < NMIMGR_CONFIRM_FLOOR_MS || hi > NMIMGR_CONFIRM_CEIL_MS ||
+	    lo >= hi) {
+		if (err && errlen)
+			snprintf(err, errlen,
+				 "window must be MIN-MAX ms with %d <= MIN < MAX <= %d",
+				 NMIMGR_CONFIRM_FLOOR_MS, NMIMGR_CONFIRM_CEIL_MS);
+		return -1;
+	}
+	*min_ms = lo;
+	*max_ms = hi;
+	return 0;
+}
+
+int nmimgr_parse_confirm(const char *s, uint32_t *min_ms, uint32_t *max_ms,
+			 char *err, size_t errlen)
+{
+	size_t end = input_len(s);
+
+	if (end == (size_t)-1)
+		return too_long(err, errlen);
+	return parse_confirm_n(s, end, min_ms, max_ms, err, errlen);
+}
+
+size_t nmimgr_format_confirm(uint32_t min_ms, uint32_t max_ms, char *buf,
+			     size_t len)
+{
+	int w;
+
+	if (!min_ms)
+		w = snprintf(buf, len, "0");
+	else
+		w = snprintf(buf, len, "%u-%u", (unsigned int)min_ms,
+			     (unsigned int)max_ms);
+	return w > 0 ? (size_t)w : 0;
+}
+
 void nmimgr_policy_init(struct nmimgr_policy *p)
 {
 	memset(p, 0, sizeof(*p));
@@ -347,12 +464,18 @@ int nmimgr_policy_parse(const char *s, struct nmimgr_policy *out,
 		} else if (key_is(s + tok, klen, "mask") ||
 			   key_is(s + tok, klen, "event_mask")) {
 			bit = 3;
-			if (parse_byte_n(val, vlen, &p.mask, sub, sizeof(sub)))
+			if (parse_mask_n(val, vlen, &p.mask, sub, sizeof(sub)))
 				goto bad_value;
 		} else if (key_is(s + tok, klen, "dry_run")) {
 			bit = 4;
 			if (parse_bool_n(val, vlen, &p.dry_run, sub,
 					 sizeof(sub)))
+				goto bad_value;
+		} else if (key_is(s + tok, klen, "confirm")) {
+			bit = 5;
+			if (parse_confirm_n(val, vlen, &p.confirm_min_ms,
+					    &p.confirm_max_ms, sub,
+					    sizeof(sub)))
 				goto bad_value;
 		} else {
 			if (err && errlen)
@@ -402,33 +525,46 @@ size_t nmimgr_policy_format(const struct nmimgr_policy *p, char *buf,
 		if (w > 0)
 			n += (size_t)w;
 	}
-	w = snprintf(n < len ? buf + n : NULL, n < len ? len - n : 0, "mask=0x%02x dry_run=%d",
-		     p->mask, p->dry_run ? 1 : 0);
+	w = snprintf(n < len ? buf + n : NULL, n < len ? len - n : 0,
+		     "mask=0x%02x dry_run=%d confirm=", p->mask,
+		     p->dry_run ? 1 : 0);
 	if (w > 0)
 		n += (size_t)w;
+	n += nmimgr_format_confirm(p->confirm_min_ms, p->confirm_max_ms,
+				   n < len ? buf + n : NULL,
+				   n < len ? len - n : 0);
 	return n;
 }
 
 void nmimgr_policy_compile(struct nmimgr_policy *p,
-			   struct nmimgr_codeset *overlap)
+			   struct nmimgr_compile_report *report)
 {
+	/* the first listed code seen for each masked code, +1 (0: none) */
+	uint16_t first[NMIMGR_NR_CODES];
 	struct nmimgr_codeset claimed;
 	unsigned int l, c;
 
+	memset(first, 0, sizeof(first));
 	memset(&claimed, 0, sizeof(claimed));
 	memset(p->match, 0, sizeof(p->match));
-	if (overlap)
-		memset(overlap, 0, sizeof(*overlap));
+	if (report)
+		memset(report, 0, sizeof(*report));
 	for (l = 0; l < NMIMGR_NR_LISTS; l++) {
 		for (c = 0; c < NMIMGR_NR_CODES; c++) {
 			unsigned int m = c & p->mask;
 
 			if (!nmimgr_codeset_test(&p->lists[l], c))
 				continue;
+			if (!first[m]) {
+				first[m] = (uint16_t)(c + 1);
+			} else if (first[m] != c + 1 && report) {
+				nmimgr_codeset_set(&report->folded, first[m] - 1);
+				nmimgr_codeset_set(&report->folded, c);
+			}
 			if (nmimgr_codeset_test(&claimed, m) &&
 			    !nmimgr_codeset_test(&p->match[l], m)) {
-				if (overlap)
-					nmimgr_codeset_set(overlap, m);
+				if (report)
+					nmimgr_codeset_set(&report->overlap, m);
 				continue;
 			}
 			nmimgr_codeset_set(&p->match[l], m);
@@ -466,12 +602,53 @@ enum nmimgr_action nmimgr_decide(const struct nmimgr_policy *p,
 		return p->dry_run ? NMIMGR_WOULD_PANIC : NMIMGR_PANIC;
 	}
 }
+NOKPROBE_SYMBOL(nmimgr_decide);
 
-bool nmimgr_action_handled(enum nmimgr_action a)
+enum nmimgr_action nmimgr_confirm_step(const struct nmimgr_policy *p,
+				       enum nmimgr_action a,
+				       uint64_t pending_ns, uint64_t now_ns,
+				       uint64_t *new_pending)
 {
-	return a == NMIMGR_DROP || a == NMIMGR_LATCHED_DROP ||
-	       a == NMIMGR_PANIC;
+	uint64_t since;
+
+	*new_pending = 0;
+	if (!p->confirm_min_ms ||
+	    (a != NMIMGR_PANIC && a != NMIMGR_WOULD_PANIC))
+		return a;
+	/* now_ns 0 would read as "nothing pending": never store it */
+	if (!now_ns)
+		now_ns = 1;
+	if (pending_ns && now_ns >= pending_ns) {
+		since = now_ns - pending_ns;
+		if (since >= (uint64_t)p->confirm_min_ms * 1000000 &&
+		    since <= (uint64_t)p->confirm_max_ms * 1000000)
+			return a;
+	}
+	*new_pending = now_ns;
+	return NMIMGR_PENDING;
 }
+NOKPROBE_SYMBOL(nmimgr_confirm_step);
+
+bool nmimgr_action_handled(const struct nmimgr_policy *p,
+			   enum nmimgr_action a)
+{
+	switch (a) {
+	case NMIMGR_DROP:
+	case NMIMGR_LATCHED_DROP:
+	case NMIMGR_PANIC:
+		return true;
+	case NMIMGR_PENDING:
+		/*
+		 * A first press is claimed, or the kernel's own fallback
+		 * (unknown_nmi_panic) would panic without a record; in dry
+		 * run the kernel keeps its handling, as for would_panic.
+		 */
+		return !p->dry_run;
+	default:
+		return false;
+	}
+}
+NOKPROBE_SYMBOL(nmimgr_action_handled);
 
 const char *nmimgr_action_name(enum nmimgr_action a)
 {
@@ -488,27 +665,117 @@ const char *nmimgr_action_name(enum nmimgr_action a)
 		return "would_panic";
 	case NMIMGR_LATCHED_DROP:
 		return "latched_drop";
+	case NMIMGR_PENDING:
+		return "pending";
 	default:
 		return "invalid";
 	}
 }
+NOKPROBE_SYMBOL(nmimgr_action_name);
 
-bool nmimgr_rearm_bytes(unsigned int nmi_type, uint8_t reason,
-			uint8_t *first, uint8_t *second)
+void nmimgr_plan_port61(unsigned int nmi_type, uint8_t reason, bool panicking,
+			struct nmimgr_port61_plan *plan)
 {
-	uint8_t clear;
-
+	memset(plan, 0, sizeof(*plan));
 	switch (nmi_type) {
 	case NMIMGR_TYPE_SERR:
-		clear = PORT61_CLEAR_SERR;
+		/* pci_serr_error(): clear and leave disabled */
+		plan->writes = 1;
+		plan->first = (uint8_t)((reason & PORT61_CONTROL_MASK) |
+					PORT61_CLEAR_SERR);
 		break;
 	case NMIMGR_TYPE_IOCHK:
-		clear = PORT61_CLEAR_IOCHK;
+		/* io_check_error(): nothing at all once a panic is under way */
+		if (panicking)
+			break;
+		plan->writes = 2;
+		plan->first = (uint8_t)((reason & PORT61_CONTROL_MASK) |
+					PORT61_CLEAR_IOCHK);
+		plan->second = (uint8_t)(plan->first & ~PORT61_CLEAR_IOCHK);
+		plan->settle = true;
 		break;
 	default:
-		return false;
+		break;
 	}
-	*first = (uint8_t)((reason & PORT61_CONTROL_MASK) | clear);
-	*second = (uint8_t)(*first & ~clear);
-	return true;
+}
+NOKPROBE_SYMBOL(nmimgr_plan_port61);
+
+/* One whitespace-separated word of a command line, quotes kept. */
+static size_t cmdline_word(const char *s, size_t pos, size_t *start)
+{
+	bool quoted = false;
+
+	while (s[pos] == ' ' || s[pos] == '\t' || s[pos] == '\n')
+		pos++;
+	*start = pos;
+	while (s[pos] && (quoted || (s[pos] != ' ' && s[pos] != '\t' &&
+				     s[pos] != '\n'))) {
+		if (s[pos] == '"')
+			quoted = !quoted;
+		pos++;
+	}
+	return pos;
+}
+
+static bool word_has_prefix(const char *w, size_t n, const char *prefix)
+{
+	size_t k = strlen(prefix);
+
+	return n >= k && !memcmp(w, prefix, k);
+}
+
+int nmimgr_cmdline_check(const char *cmdline, char *msg, size_t msglen)
+{
+	/* Keys only nmimgr's grammar knows, and the one the kernel shares. */
+	static const char *const own[] = {
+		"ignore=", "drop=", "mask=", "dry_run=", "confirm=",
+		"events_ignore=", "events_drop=", "events_panic=",
+		"event_mask=",
+	};
+	size_t pos = 0, start, end, k;
+	bool after_policy = false;
+	int ret = 0;
+
+	if (msg && msglen)
+		msg[0] = '\0';
+	while (cmdline[pos]) {
+		const char *w;
+		size_t n;
+
+		end = cmdline_word(cmdline, pos, &start);
+		if (end == start)
+			break;
+		w = cmdline + start;
+		n = end - start;
+		pos = end;
+		if (word_has_prefix(w, n, "nmimgr.policy=") ||
+		    word_has_prefix(w, n, "nmimgr.events_")) {
+			/* a quoted value holds its spaces: nothing split */
+			after_policy = !memchr(w, '"', n);
+			continue;
+		}
+		if (!after_policy)
+			continue;
+		for (k = 0; k < sizeof(own) / sizeof(own[0]); k++)
+			if (word_has_prefix(w, n, own[k]))
+				break;
+		if (k < sizeof(own) / sizeof(own[0])) {
+			if (msg && msglen)
+				snprintf(msg, msglen,
+					 "kernel command line: '%.*s' was split off an nmimgr policy and never reached nmimgr; quote the value (nmimgr.policy=\"...\") or separate keys with ';'",
+					 (int)(n > 32 ? 32 : n), w);
+			return -1;
+		}
+		if (word_has_prefix(w, n, "panic=") && ret == 0) {
+			if (msg && msglen)
+				snprintf(msg, msglen,
+					 "kernel command line: '%.*s' after an nmimgr policy is the kernel's panic timeout, not part of the policy; quote the policy (nmimgr.policy=\"...\") or use ';' if it was meant for nmimgr",
+					 (int)(n > 32 ? 32 : n), w);
+			ret = 1;
+		}
+		/* only the words right after the policy can be split off it */
+		if (!memchr(w, '=', n))
+			after_policy = false;
+	}
+	return ret;
 }

@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -181,19 +182,49 @@ TEST_CASE("parses masks and booleans", "[unit][policy]") {
   }
 }
 
+TEST_CASE("a mask must keep both event bits, so SERR, IOCHK and unknown "
+          "NMIs never match alike",
+          "[unit][policy]") {
+  char err[NMIMGR_ERR_BUF];
+  for (const char* good : {"0xc0", "0xcf", "0xff", "192", "0xf0"}) {
+    CAPTURE(good);
+    uint8_t m = 0;
+    CHECK(nmimgr_parse_mask(good, &m, err, sizeof(err)) == 0);
+  }
+  using Row = std::tuple<std::string, std::string>;
+  auto [bad, reason] = GENERATE(table<std::string, std::string>({
+      Row{"0", "drops bit 7 (SERR) and 6 (IOCHK)"},
+      Row{"0x0f", "drops bit 7 (SERR) and 6 (IOCHK)"},
+      Row{"0x80", "drops bit 6 (IOCHK)"},
+      Row{"0x4f", "drops bit 7 (SERR)"},
+      Row{"0xbf", "drops bit 6 (IOCHK)"},
+      Row{"0x1ff", "out of range"},
+  }));
+  CAPTURE(bad);
+  uint8_t m = 0xc0;
+  CHECK(nmimgr_parse_mask(bad.c_str(), &m, err, sizeof(err)) == -1);
+  CHECK(m == 0xc0);
+  CHECK_THAT(std::string(err), Catch::Contains(reason));
+}
+
 TEST_CASE("a policy string replaces the whole policy and round-trips",
           "[unit][policy]") {
   using Row = std::tuple<std::string, std::string>;
   auto [input, canonical] = GENERATE(table<std::string, std::string>({
-      Row{"", "ignore= drop= panic= mask=0xcf dry_run=0"},
-      Row{"panic=33", "ignore= drop= panic=33 mask=0xcf dry_run=0"},
+      Row{"", "ignore= drop= panic= mask=0xc0 dry_run=0 confirm=0"},
+      Row{"panic=33", "ignore= drop= panic=33 mask=0xc0 dry_run=0 confirm=0"},
       Row{"drop=0-2;panic=10 mask=0xff",
-          "ignore= drop=0-2 panic=10 mask=0xff dry_run=0"},
+          "ignore= drop=0-2 panic=10 mask=0xff dry_run=0 confirm=0"},
       Row{"  dry_run=1\tignore=5,4,3\n",
-          "ignore=3-5 drop= panic= mask=0xcf dry_run=1"},
-      Row{"events_drop=1 events_panic=2 event_mask=192 events_ignore=0",
-          "ignore=0 drop=1 panic=2 mask=0xc0 dry_run=0"},
-      Row{"drop= panic=", "ignore= drop= panic= mask=0xcf dry_run=0"},
+          "ignore=3-5 drop= panic= mask=0xc0 dry_run=1 confirm=0"},
+      Row{"events_drop=1 events_panic=2 event_mask=207 events_ignore=0",
+          "ignore=0 drop=1 panic=2 mask=0xcf dry_run=0 confirm=0"},
+      Row{"drop= panic=", "ignore= drop= panic= mask=0xc0 dry_run=0 confirm=0"},
+      Row{"panic=0x21 confirm=1",
+          "ignore= drop= panic=33 mask=0xc0 dry_run=0 confirm=500-10000"},
+      Row{"panic=0x21;confirm=250-3000;dry_run=1",
+          "ignore= drop= panic=33 mask=0xc0 dry_run=1 confirm=250-3000"},
+      Row{"confirm=0", "ignore= drop= panic= mask=0xc0 dry_run=0 confirm=0"},
   }));
   CAPTURE(input);
   nmimgr_policy p = Parse(input);
@@ -213,9 +244,18 @@ TEST_CASE("rejects malformed policy strings", "[unit][policy]") {
       Row{"drop=1 events_drop=2", "given twice"},
       Row{"mask=0x1ff", "mask: "},
       Row{"mask=", "mask: expected a value"},
-      Row{"dry_run=2", "dry_run: expected 0, 1"},
+      Row{"mask=0", "mask: mask 0x00 drops bit 7 (SERR) and 6 (IOCHK)"},
+      Row{"mask=0xcf dry_run=2", "dry_run: expected 0, 1"},
       Row{"ignore=1,,2", "ignore: expected a code"},
       Row{"panic=5-3", "reversed"},
+      Row{"confirm=2", "confirm: expected 0, 1 or MIN-MAX"},
+      Row{"confirm=50-1000", "100 <= MIN < MAX <= 600000"},
+      Row{"confirm=1000-1000", "100 <= MIN < MAX <= 600000"},
+      Row{"confirm=500-700000", "100 <= MIN < MAX <= 600000"},
+      Row{"confirm=500-", "expected milliseconds"},
+      Row{"confirm=-5", "expected milliseconds"},
+      Row{"confirm=500-900x", "unexpected character"},
+      Row{"confirm=1 confirm=0", "given twice"},
       Row{"drop=1 " + std::string(1100, ' '), "longer than"},
   }));
   CAPTURE(input);
@@ -223,7 +263,7 @@ TEST_CASE("rejects malformed policy strings", "[unit][policy]") {
   char err[NMIMGR_ERR_BUF] = "";
   REQUIRE(nmimgr_policy_parse(input.c_str(), &p, err, sizeof(err)) == -1);
   CHECK_THAT(std::string(err), Catch::Contains(reason));
-  CHECK(Format(p) == "ignore= drop=9 panic= mask=0xcf dry_run=0");
+  CHECK(Format(p) == "ignore= drop=9 panic= mask=0xc0 dry_run=0 confirm=0");
 }
 
 TEST_CASE("event code 0 can be dropped and panicked on", "[unit][policy]") {
@@ -244,20 +284,21 @@ TEST_CASE("codes are matched under the mask on both sides",
   using Row = std::tuple<std::string, uint8_t, nmimgr_action>;
   auto [policy, raw, action] =
       GENERATE(table<std::string, uint8_t, nmimgr_action>({
-          // QEMU's inject-nmi reads 0x21 or 0x31: both are 0x01 under 0xcf.
+          // QEMU's inject-nmi reads 0x21 or 0x31: both code 0 under 0xc0.
           Row{"drop=0x21", 0x21, NMIMGR_DROP},
           Row{"drop=0x21", 0x31, NMIMGR_DROP},
-          Row{"drop=1", 0x31, NMIMGR_DROP},
+          Row{"drop=0", 0x31, NMIMGR_DROP},
           Row{"drop=0x31", 0x01, NMIMGR_DROP},
           // Exact match (the 2017 behaviour) misses the toggled byte.
           Row{"drop=0x21 mask=0xff", 0x21, NMIMGR_DROP},
           Row{"drop=0x21 mask=0xff", 0x31, NMIMGR_UNMANAGED},
-          // Mask 0xc0: only SERR/IOCHK status, QEMU's NMI is code 0.
-          Row{"drop=0 mask=0xc0", 0x21, NMIMGR_DROP},
-          Row{"drop=0 mask=0xc0", 0x31, NMIMGR_DROP},
-          Row{"drop=0 mask=0xc0", 0x81, NMIMGR_UNMANAGED},
-          Row{"panic=0x80 mask=0xc0", 0xb5, NMIMGR_PANIC},
-          Row{"panic=0x80 mask=0xc0", 0x45, NMIMGR_UNMANAGED},
+          // SERR and IOCHK stay apart from unknown NMIs and each other.
+          Row{"drop=0", 0x81, NMIMGR_UNMANAGED},
+          Row{"drop=0", 0x41, NMIMGR_UNMANAGED},
+          Row{"panic=0x80", 0xb5, NMIMGR_PANIC},
+          Row{"panic=0x80", 0x45, NMIMGR_UNMANAGED},
+          Row{"panic=0xc0", 0xc0, NMIMGR_PANIC},
+          Row{"panic=0xc0", 0x80, NMIMGR_UNMANAGED},
           // Vendor pairs that differ by 0x10 (32/48, 44/60).
           Row{"panic=32", 48, NMIMGR_PANIC},
           Row{"panic=44", 60, NMIMGR_PANIC},
@@ -270,46 +311,88 @@ TEST_CASE("codes are matched under the mask on both sides",
   CHECK(nmimgr_decide(&p, &st, raw) == action);
 }
 
+// What the OS itself writes to port 0x61, and what an NMI then reads: a
+// policy written from one discovery line must keep matching.
+TEST_CASE("the default mask keeps matching whatever the OS writes to the "
+          "control bits",
+          "[unit][policy]") {
+  nmimgr_state st = Normal();
+  nmimgr_policy dflt = Parse("panic=0x21");
+  nmimgr_policy old = Parse("panic=0x21 mask=0xcf");
+  using Row = std::tuple<std::string, uint8_t>;
+  auto [why, raw] = GENERATE(table<std::string, uint8_t>({
+      Row{"as discovered", 0x21},
+      Row{"refresh toggle (bit 4) flipped", 0x31},
+      // pci_serr_error(): outb((reason & 0x0f) | 0x04) and never cleared
+      Row{"after an unclaimed SERR (bit 2 left set)", 0x25},
+      // io_check_error(): bit 3 held for 2 s
+      Row{"during the IOCHK settle (bit 3 set)", 0x29},
+      // pcspkr / PIT calibration: timer 2 gate and speaker data
+      Row{"speaker on (bits 0-1 set)", 0x23},
+      Row{"timer 2 gate off (bit 0 clear)", 0x20},
+  }));
+  CAPTURE(why);
+  CHECK(nmimgr_decide(&dflt, &st, raw) == NMIMGR_PANIC);
+  // Under the old default 0xcf, OS writes to bits 0-3 stop the match.
+  if ((raw & 0x0f) != 0x01)
+    CHECK(nmimgr_decide(&old, &st, raw) == NMIMGR_UNMANAGED);
+}
+
 TEST_CASE("a code in several lists follows ignore, drop, panic order and "
           "the overlap is reported",
           "[unit][policy]") {
   nmimgr_state st = Normal();
   nmimgr_policy p;
   nmimgr_policy_init(&p);
-  nmimgr_codeset overlap;
+  p.mask = 0xff;
+  nmimgr_compile_report report;
 
   SECTION("ignore beats drop and panic") {
     nmimgr_parse_list("1-3", &p.lists[NMIMGR_LIST_IGNORE], nullptr, 0);
     nmimgr_parse_list("2", &p.lists[NMIMGR_LIST_DROP], nullptr, 0);
     nmimgr_parse_list("3-4", &p.lists[NMIMGR_LIST_PANIC], nullptr, 0);
-    nmimgr_policy_compile(&p, &overlap);
+    nmimgr_policy_compile(&p, &report);
     CHECK(nmimgr_decide(&p, &st, 2) == NMIMGR_IGNORE);
     CHECK(nmimgr_decide(&p, &st, 3) == NMIMGR_IGNORE);
     CHECK(nmimgr_decide(&p, &st, 4) == NMIMGR_PANIC);
-    CHECK(Format(overlap) == "2-3");
+    CHECK(Format(report.overlap) == "2-3");
+    CHECK(nmimgr_codeset_empty(&report.folded));
   }
   SECTION("drop beats panic, also when the mask makes codes collide") {
+    p.mask = 0xc0;
     nmimgr_parse_list("0x21", &p.lists[NMIMGR_LIST_DROP], nullptr, 0);
     nmimgr_parse_list("0x31", &p.lists[NMIMGR_LIST_PANIC], nullptr, 0);
-    nmimgr_policy_compile(&p, &overlap);
+    nmimgr_policy_compile(&p, &report);
     CHECK(nmimgr_decide(&p, &st, 0x31) == NMIMGR_DROP);
-    CHECK(Format(overlap) == "1");
+    CHECK(Format(report.overlap) == "0");
+    CHECK(Format(report.folded) == "33,49");
   }
-  SECTION("two codes of one list that mask alike are no overlap") {
-    nmimgr_parse_list("0x21,0x31", &p.lists[NMIMGR_LIST_DROP], nullptr, 0);
-    nmimgr_policy_compile(&p, &overlap);
-    CHECK(nmimgr_codeset_empty(&overlap));
-    CHECK(nmimgr_decide(&p, &st, 0x21) == NMIMGR_DROP);
+  SECTION("codes of one list that mask alike are no overlap, but folded") {
+    p.mask = 0xc0;
+    // Dell's 40/41 and 56/57 differ only in the timer 2 gate (bit 0).
+    nmimgr_parse_list("40,41,56,57", &p.lists[NMIMGR_LIST_PANIC], nullptr,
+                      0);
+    nmimgr_policy_compile(&p, &report);
+    CHECK(nmimgr_codeset_empty(&report.overlap));
+    CHECK(Format(report.folded) == "40-41,56-57");
+    CHECK(nmimgr_decide(&p, &st, 0x21) == NMIMGR_PANIC);
+  }
+  SECTION("one listed code per masked code folds nothing") {
+    p.mask = 0xc0;
+    nmimgr_parse_list("0x21,0x80", &p.lists[NMIMGR_LIST_PANIC], nullptr, 0);
+    nmimgr_policy_compile(&p, &report);
+    CHECK(nmimgr_codeset_empty(&report.folded));
   }
   SECTION("lists as written survive compilation for reading back") {
+    p.mask = 0xc0;
     nmimgr_parse_list("0x21,0x31", &p.lists[NMIMGR_LIST_DROP], nullptr, 0);
-    nmimgr_policy_compile(&p, &overlap);
-    CHECK(Format(p) == "ignore= drop=33,49 panic= mask=0xcf dry_run=0");
+    nmimgr_policy_compile(&p, nullptr);
+    CHECK(Format(p) == "ignore= drop=33,49 panic= mask=0xc0 dry_run=0 confirm=0");
   }
 }
 
-TEST_CASE("once latched, managed events are dropped and unmanaged ones are "
-          "left to the kernel",
+TEST_CASE("once nmimgr's panic is latched, managed events are dropped and "
+          "unmanaged ones are left to the kernel",
           "[unit][policy]") {
   nmimgr_policy p = Parse("ignore=1 drop=2 panic=3 mask=0xff");
   nmimgr_state st{true, false, NMIMGR_CAPTURE_DROP_ALL};
@@ -337,47 +420,153 @@ TEST_CASE("in a capture kernel every NMI is dropped unless capture_drop is "
   CHECK(nmimgr_decide(&p, &managed, 0x80) == NMIMGR_UNMANAGED);
 }
 
-TEST_CASE("only drops and panics claim the NMI", "[unit][policy]") {
-  CHECK(nmimgr_action_handled(NMIMGR_DROP));
-  CHECK(nmimgr_action_handled(NMIMGR_LATCHED_DROP));
-  CHECK(nmimgr_action_handled(NMIMGR_PANIC));
-  CHECK_FALSE(nmimgr_action_handled(NMIMGR_IGNORE));
-  CHECK_FALSE(nmimgr_action_handled(NMIMGR_UNMANAGED));
-  // Dry run changes nothing: the kernel keeps its own handling.
-  CHECK_FALSE(nmimgr_action_handled(NMIMGR_WOULD_PANIC));
-}
-
-TEST_CASE("re-arming the SERR and IOCHK latch writes the control bits with "
-          "the clear bit set, then cleared",
+TEST_CASE("drops, panics and (outside dry run) first presses claim the NMI",
           "[unit][policy]") {
-  using Row = std::tuple<unsigned, uint8_t, uint8_t, uint8_t>;
-  auto [type, reason, first, second] =
-      GENERATE(table<unsigned, uint8_t, uint8_t, uint8_t>({
-          // SERR status (bit 7) with speaker and gate bits set.
-          Row{NMIMGR_TYPE_SERR, 0xa3, 0x07, 0x03},
-          Row{NMIMGR_TYPE_SERR, 0x80, 0x04, 0x00},
-          // The clear bit already set stays set in the first write only.
-          Row{NMIMGR_TYPE_SERR, 0x84, 0x04, 0x00},
-          // IOCHK status (bit 6); bit 3 is its clear bit.
-          Row{NMIMGR_TYPE_IOCHK, 0x41, 0x09, 0x01},
-          Row{NMIMGR_TYPE_IOCHK, 0x7f, 0x0f, 0x07},
-          // Both status bits: each type clears only its own latch.
-          Row{NMIMGR_TYPE_SERR, 0xc0, 0x04, 0x00},
-          Row{NMIMGR_TYPE_IOCHK, 0xc0, 0x08, 0x00},
-      }));
-  CAPTURE(type, reason);
-  uint8_t a = 0xee, b = 0xee;
-  REQUIRE(nmimgr_rearm_bytes(type, reason, &a, &b));
-  CHECK(a == first);
-  CHECK(b == second);
-  // Status bits 4-7 are read-only and never written back.
-  CHECK((a & 0xf0) == 0);
-  CHECK((b & 0xf0) == 0);
+  nmimgr_policy live = Parse("panic=0 confirm=1");
+  nmimgr_policy dry = Parse("panic=0 confirm=1 dry_run=1");
+  CHECK(nmimgr_action_handled(&live, NMIMGR_DROP));
+  CHECK(nmimgr_action_handled(&live, NMIMGR_LATCHED_DROP));
+  CHECK(nmimgr_action_handled(&live, NMIMGR_PANIC));
+  CHECK(nmimgr_action_handled(&live, NMIMGR_PENDING));
+  CHECK_FALSE(nmimgr_action_handled(&live, NMIMGR_IGNORE));
+  CHECK_FALSE(nmimgr_action_handled(&live, NMIMGR_UNMANAGED));
+  // Dry run changes nothing: the kernel keeps its own handling.
+  CHECK_FALSE(nmimgr_action_handled(&dry, NMIMGR_WOULD_PANIC));
+  CHECK_FALSE(nmimgr_action_handled(&dry, NMIMGR_PENDING));
 }
 
-TEST_CASE("unknown NMIs have no latch to re-arm", "[unit][policy]") {
-  uint8_t a = 0xee, b = 0xee;
-  CHECK_FALSE(nmimgr_rearm_bytes(NMIMGR_TYPE_UNKNOWN, 0x21, &a, &b));
-  CHECK(a == 0xee);
-  CHECK(b == 0xee);
+namespace {
+constexpr uint64_t kMs = 1000000;
+}
+
+TEST_CASE("confirmation panics only on a second press inside the window",
+          "[unit][policy][confirm]") {
+  nmimgr_policy p = Parse("panic=0 confirm=1");  // 500-10000 ms
+  const uint64_t t0 = 1000 * kMs;
+  using Row = std::tuple<std::string, uint64_t, uint64_t, nmimgr_action,
+                         uint64_t>;
+  // pending first press, this NMI, what it becomes, the new pending time
+  auto [why, pending, now, action, next] =
+      GENERATE_COPY(table<std::string, uint64_t, uint64_t, nmimgr_action,
+                          uint64_t>({
+          Row{"first press", 0, t0, NMIMGR_PENDING, t0},
+          Row{"second press 1 s later", t0, t0 + 1000 * kMs, NMIMGR_PANIC, 0},
+          Row{"at the window's opening", t0, t0 + 500 * kMs, NMIMGR_PANIC,
+              0},
+          Row{"at the window's close", t0, t0 + 10000 * kMs, NMIMGR_PANIC,
+              0},
+          Row{"back-to-back, microseconds apart", t0, t0 + 3000,
+              NMIMGR_PENDING, t0 + 3000},
+          Row{"a few ms apart", t0, t0 + 4 * kMs, NMIMGR_PENDING,
+              t0 + 4 * kMs},
+          Row{"just too soon", t0, t0 + 499 * kMs, NMIMGR_PENDING,
+              t0 + 499 * kMs},
+          Row{"after the window closed: a new first press", t0,
+              t0 + 10001 * kMs, NMIMGR_PENDING, t0 + 10001 * kMs},
+          Row{"a clock that went backwards never confirms", t0, t0 - kMs,
+              NMIMGR_PENDING, t0 - kMs},
+      }));
+  CAPTURE(why);
+  uint64_t got = 12345;
+  CHECK(nmimgr_confirm_step(&p, NMIMGR_PANIC, pending, now, &got) == action);
+  CHECK(got == next);
+}
+
+TEST_CASE("a storm of NMIs never confirms itself", "[unit][policy][confirm]") {
+  nmimgr_policy p = Parse("panic=0 confirm=1");
+  uint64_t pending = 0, now = 5 * kMs;
+  // 161 NMIs a second for a minute, as the lab's storm sends them.
+  for (int i = 0; i < 161 * 60; ++i, now += 6 * kMs) {
+    uint64_t next = 0;
+    REQUIRE(nmimgr_confirm_step(&p, NMIMGR_PANIC, pending, now, &next) ==
+            NMIMGR_PENDING);
+    pending = next;
+  }
+}
+
+TEST_CASE("confirmation covers dry run and stays out of the way when off",
+          "[unit][policy][confirm]") {
+  uint64_t next = 7;
+  nmimgr_policy dry = Parse("panic=0 confirm=250-3000 dry_run=1");
+  CHECK(nmimgr_confirm_step(&dry, NMIMGR_WOULD_PANIC, 0, 10 * kMs, &next) ==
+        NMIMGR_PENDING);
+  CHECK(next == 10 * kMs);
+  CHECK(nmimgr_confirm_step(&dry, NMIMGR_WOULD_PANIC, 10 * kMs, 300 * kMs,
+                            &next) == NMIMGR_WOULD_PANIC);
+  CHECK(next == 0);
+  nmimgr_policy off = Parse("panic=0");
+  CHECK(nmimgr_confirm_step(&off, NMIMGR_PANIC, 0, 10 * kMs, &next) ==
+        NMIMGR_PANIC);
+  CHECK(next == 0);
+  // Other actions pass through untouched and clear nothing pending.
+  nmimgr_policy on = Parse("drop=1 panic=0 confirm=1");
+  CHECK(nmimgr_confirm_step(&on, NMIMGR_DROP, 10 * kMs, 20 * kMs, &next) ==
+        NMIMGR_DROP);
+}
+
+// arch/x86/kernel/nmi.c, pci_serr_error() and io_check_error(), 5.10 to
+// 6.12: the bytes the kernel writes for an NMI no handler claimed.
+TEST_CASE("a dropped SERR or IOCHK NMI leaves port 0x61 as the kernel "
+          "would have",
+          "[unit][policy][port61]") {
+  using Row = std::tuple<std::string, unsigned, uint8_t, bool, unsigned,
+                         uint8_t, uint8_t, bool>;
+  auto [why, type, reason, panicking, writes, first, second, settle] =
+      GENERATE(table<std::string, unsigned, uint8_t, bool, unsigned, uint8_t,
+                     uint8_t, bool>({
+          // pci_serr_error(): reason = (reason & 0x0f) | 0x04; outb(reason)
+          Row{"SERR, speaker and gate on", NMIMGR_TYPE_SERR, 0xa3, false, 1,
+              0x07, 0, false},
+          Row{"SERR", NMIMGR_TYPE_SERR, 0x80, false, 1, 0x04, 0, false},
+          Row{"SERR already disabled", NMIMGR_TYPE_SERR, 0x84, false, 1, 0x04,
+              0, false},
+          Row{"SERR while a panic is under way", NMIMGR_TYPE_SERR, 0x81, true,
+              1, 0x05, 0, false},
+          // io_check_error(): (reason & 0x0f) | 0x08, 2 s, then & ~0x08
+          Row{"IOCHK", NMIMGR_TYPE_IOCHK, 0x41, false, 2, 0x09, 0x01, true},
+          Row{"IOCHK with every control bit", NMIMGR_TYPE_IOCHK, 0x7f, false,
+              2, 0x0f, 0x07, true},
+          // ... and nothing once nmi_panic() returned
+          Row{"IOCHK while a panic is under way", NMIMGR_TYPE_IOCHK, 0x41,
+              true, 0, 0, 0, false},
+          Row{"both latched, SERR's turn", NMIMGR_TYPE_SERR, 0xc0, false, 1,
+              0x04, 0, false},
+          Row{"both latched, IOCHK's turn", NMIMGR_TYPE_IOCHK, 0xc0, false, 2,
+              0x08, 0x00, true},
+          Row{"unknown NMIs have no latch", NMIMGR_TYPE_UNKNOWN, 0x21, false,
+              0, 0, 0, false},
+      }));
+  CAPTURE(why);
+  nmimgr_port61_plan plan;
+  std::memset(&plan, 0xee, sizeof(plan));
+  nmimgr_plan_port61(type, reason, panicking, &plan);
+  CHECK(plan.writes == writes);
+  CHECK(plan.settle == settle);
+  if (writes >= 1) CHECK(plan.first == first);
+  if (writes >= 2) CHECK(plan.second == second);
+  // Status bits 4-7 are read-only and never written back.
+  CHECK((plan.first & 0xf0) == 0);
+  CHECK((plan.second & 0xf0) == 0);
+}
+
+TEST_CASE("words the kernel split off an nmimgr policy are found on the "
+          "command line",
+          "[unit][policy][cmdline]") {
+  using Row = std::tuple<std::string, int, std::string>;
+  auto [cmdline, verdict, says] = GENERATE(table<std::string, int,
+                                                 std::string>({
+      Row{"root=/dev/vda ro quiet", 0, ""},
+      Row{"nmimgr.policy=\"drop=1 panic=33\" quiet", 0, ""},
+      Row{"nmimgr.policy=drop=1;panic=33 quiet", 0, ""},
+      Row{"nmimgr.events_panic=33 panic=10", 1, "'panic=10'"},
+      Row{"nmimgr.policy=panic=33 drop=1", -1, "'drop=1' was split off"},
+      Row{"nmimgr.policy=drop=1 panic=33 mask=0xc0", -1, "'mask=0xc0'"},
+      Row{"nmimgr.policy=panic=33 quiet drop=1", 0, ""},
+      Row{"nmimgr.policy=drop=1 confirm=1\n", -1, "'confirm=1'"},
+      Row{"drop=1 nmimgr.policy=panic=33", 0, ""},
+  }));
+  CAPTURE(cmdline);
+  char msg[NMIMGR_ERR_BUF + 128];
+  CHECK(nmimgr_cmdline_check(cmdline.c_str(), msg, sizeof(msg)) == verdict);
+  if (!says.empty()) CHECK_THAT(std::string(msg), Catch::Contains(says));
 }

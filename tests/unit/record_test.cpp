@@ -27,8 +27,9 @@ nmimgr_record Fired() {
 
 }  // namespace
 
-TEST_CASE("the record layout is the documented 96 bytes", "[unit][record]") {
-  CHECK(sizeof(nmimgr_record) == 96);
+TEST_CASE("the record layout is the documented 128 bytes", "[unit][record]") {
+  CHECK(sizeof(nmimgr_record) == 128);
+  CHECK(NMIMGR_RECORD_VERSION == 2);
   CHECK(offsetof(nmimgr_record, flags) == 12);
   CHECK(offsetof(nmimgr_record, raw_code) == 16);
   CHECK(offsetof(nmimgr_record, nmi_type) == 19);
@@ -36,7 +37,16 @@ TEST_CASE("the record layout is the documented 96 bytes", "[unit][record]") {
   CHECK(offsetof(nmimgr_record, real_ns) == 32);
   CHECK(offsetof(nmimgr_record, nmis) == 48);
   CHECK(offsetof(nmimgr_record, would_panic) == 80);
-  CHECK(offsetof(nmimgr_record, checksum) == 92);
+  CHECK(offsetof(nmimgr_record, nonce) == 88);
+  CHECK(offsetof(nmimgr_record, phys) == 96);
+  CHECK(offsetof(nmimgr_record, confirm_ns) == 104);
+  CHECK(offsetof(nmimgr_record, confirm_min_ms) == 112);
+  CHECK(offsetof(nmimgr_record, confirm_max_ms) == 116);
+  CHECK(offsetof(nmimgr_record, oops_depth) == 120);
+  CHECK(offsetof(nmimgr_record, checksum) == 124);
+  // Version 1 is the same up to would_panic, checksum at 92.
+  CHECK(NMIMGR_RECORD_V1_SIZE == 96);
+  CHECK(NMIMGR_RECORD_V1_CHECKSUM_OFFSET == 92);
 }
 
 TEST_CASE("the checksum covers every byte before it", "[unit][record]") {
