@@ -15,11 +15,12 @@ PARAMS = "/sys/module/nmimgr/parameters"
 STATS = "/sys/kernel/nmimgr/stats"
 PANIC_LINE = re.compile(
     r"Kernel panic - not syncing: nmimgr: panic on NMI event 0x([0-9a-f]{2}) "
-    r"\((\d+)\) type=(\w+) cpu=(\d+) mask=0x([0-9a-f]{2})")
+    r"\((\d+)\) type=(\w+) cpu=(\d+) mask=0x([0-9a-f]{2}) code=0x([0-9a-f]{2}) "
+    r"record=([0-9a-f]{16})( confirmed)?")
 #: what must never appear in a guest's kernel log during nmimgr's tests
 TROUBLE = re.compile(r"Oops|BUG:|WARNING:|Call Trace|lockup|RCU stall|"
                      r"general protection|Kernel panic")
-DEFAULT_POLICY = "ignore= drop= panic= mask=0xcf dry_run=0"
+DEFAULT_POLICY = "ignore= drop= panic= mask=0xc0 dry_run=0 confirm=0"
 
 
 def load(vm, args="", check=True):
@@ -57,19 +58,24 @@ def stats(vm):
 
 
 def parse_stats(text):
-    """Parse the stats format documented in docs/module.md."""
-    result = {"codes": {}}
+    """Parse the stats format documented in docs/module.md: counters as
+    ints, 'codes' per matched code, 'raw' per raw byte, 'last_event' as a
+    dict of its fields (or None), other values as strings."""
+    result = {"codes": {}, "raw": {}}
     for line in text.splitlines():
         words = line.split()
         if not words:
             continue
-        if words[0] == "code":
-            result["codes"][int(words[1], 16)] = int(words[2])
+        if words[0] in ("code", "raw"):
+            result["codes" if words[0] == "code" else "raw"][int(words[1], 16)] = int(words[2])
         elif words[0] == "last_event":
             result["last_event"] = (None if words[1] == "none" else
                                     dict(w.split("=", 1) for w in words[1:]))
         else:
-            result[words[0]] = int(words[1])
+            try:
+                result[words[0]] = int(words[1], 0)
+            except ValueError:
+                result[words[0]] = words[1]
     return result
 
 
@@ -152,9 +158,10 @@ def read_every_page(dump: Path):
 
 
 def fired_records(dump: Path):
-    """nmimgr trigger records in DUMP's memory (module/nmimgr_record.h):
-    every 8-aligned copy of the magic whose version, size, FIRED flag and
-    FNV-1a checksum hold.  Pages are read through libkdumpfile in a child
+    """nmimgr trigger records (layout version 2) in DUMP's memory
+    (module/nmimgr_record.h): every 8-aligned copy of the magic whose
+    version, size, FIRED flag and FNV-1a checksum hold, with the physical
+    address it was found at.  Pages are read through libkdumpfile in a child
     process; returns a list of dicts."""
     script = r"""
 import struct, sys, kdumpfile
@@ -172,20 +179,24 @@ for pfn in range(k.attr['max_pfn']):
         continue
     at = page.find(b"NMIMGRtr")
     while at >= 0:
-        rec = page[at:at + 96]
-        if at % 8 == 0 and len(rec) == 96:
+        rec = page[at:at + 128]
+        if at % 8 == 0 and len(rec) == 128:
             version, size, flags = struct.unpack_from("<HHI", rec, 8)
             raw, masked, mask, typ, cpu = struct.unpack_from("<BBBBI", rec, 16)
-            (checksum,) = struct.unpack_from("<I", rec, 92)
-            if version == 1 and size == 96 and flags & 1 and fnv(rec[:92]) == checksum:
-                print(raw, masked, mask, typ, cpu, flags)
+            nonce, phys, confirm_ns = struct.unpack_from("<QQQ", rec, 88)
+            cmin, cmax, oops, checksum = struct.unpack_from("<IIII", rec, 112)
+            if version == 2 and size == 128 and flags & 1 and fnv(rec[:124]) == checksum:
+                print(raw, masked, mask, typ, cpu, flags, nonce, phys,
+                      (pfn << 12) + at, confirm_ns, cmin, cmax, oops)
         at = page.find(b"NMIMGRtr", at + 1)
 """
     python = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
     proc = subprocess.run([python, "-c", script, str(dump)], capture_output=True,
                           text=True, timeout=600, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    keys = ("raw_code", "masked_code", "event_mask", "nmi_type", "cpu", "flags")
+    keys = ("raw_code", "masked_code", "event_mask", "nmi_type", "cpu", "flags",
+            "nonce", "phys", "found_at", "confirm_ns", "confirm_min_ms",
+            "confirm_max_ms", "oops_depth")
     return [dict(zip(keys, map(int, line.split()))) for line in proc.stdout.splitlines()]
 
 
