@@ -29,7 +29,7 @@ FLAG_CONFIRMED = 1 << 5
 #: is at KERN_ERR, above the lab's loglevel=5, so printk writes it out
 CONSOLE_LOAD = ("taskset -c 0 sh -c 'i=0; while :; do "
                 "echo \"<3>console load $i\" > /dev/kmsg; i=$((i+1)); done' "
-                "> /dev/null 2>&1 &")
+                "> /dev/null 2>&1 & echo $! > /tmp/console-load.pid")
 
 
 def test_storm_into_the_cpu_writing_the_console(kernel, nmimgr_ko, make_initrd,
@@ -58,8 +58,8 @@ def test_storm_into_the_cpu_writing_the_console(kernel, nmimgr_ko, make_initrd,
         got = ng.settle(vm, before_guest, timeout=90)
         elapsed = time.monotonic() - start
         # the console writer is still alive, and so is the agent
-        rc, _ = vm.run("pgrep -f 'console load' > /dev/null", timeout=30)
-        vm.run("pkill -f 'console load'; true", timeout=30)
+        rc, _ = vm.run("kill -0 $(cat /tmp/console-load.pid)", timeout=30)
+        vm.run("kill $(cat /tmp/console-load.pid); true", timeout=30)
         after = ng.stats(vm)
         log = vm.run("dmesg | grep -v 'console load'", check=True, timeout=60)[1]
         cpu0 = vm.nmi_counts()[0]
@@ -125,7 +125,7 @@ def test_confirmation_needs_a_second_press_in_the_window(k61, image61, tmp_path,
     try:
         vm.start()
         vm.wait_ready()
-        ng.load(vm, f"policy=panic={PANIC_CODE};confirm=1")
+        ng.load(vm, f"'policy=panic={PANIC_CODE};confirm=1'")
         assert ng.getp(vm, "confirm") == "500-10000"
 
         # one press
