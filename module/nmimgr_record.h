@@ -74,7 +74,10 @@ typedef u16 nmimgr_u16;
 typedef u32 nmimgr_u32;
 typedef u64 nmimgr_u64;
 #define NMIMGR_STATIC_ASSERT(e, m) static_assert(e, m)
+/* Reached from the NMI handler: inlined into it, never a kprobe target. */
+#define NMIMGR_NMI_INLINE static __always_inline
 #else
+#define NMIMGR_NMI_INLINE static inline
 #include <stddef.h>
 #include <stdint.h>
 typedef uint8_t nmimgr_u8;
@@ -159,7 +162,7 @@ NMIMGR_STATIC_ASSERT(offsetof(struct nmimgr_record, nonce) ==
  * the kernel and in tools.  Version 2 covers NMIMGR_RECORD_CHECKSUM_OFFSET
  * bytes, version 1 NMIMGR_RECORD_V1_CHECKSUM_OFFSET.
  */
-static inline nmimgr_u32 nmimgr_record_checksum_n(const void *rec,
+NMIMGR_NMI_INLINE nmimgr_u32 nmimgr_record_checksum_n(const void *rec,
 						  unsigned int len)
 {
 	const nmimgr_u8 *p = (const nmimgr_u8 *)rec;
@@ -173,12 +176,12 @@ static inline nmimgr_u32 nmimgr_record_checksum_n(const void *rec,
 	return h;
 }
 
-static inline nmimgr_u32 nmimgr_record_checksum(const void *rec)
+NMIMGR_NMI_INLINE nmimgr_u32 nmimgr_record_checksum(const void *rec)
 {
 	return nmimgr_record_checksum_n(rec, NMIMGR_RECORD_CHECKSUM_OFFSET);
 }
 
-static inline const char *nmimgr_type_name(unsigned int type)
+NMIMGR_NMI_INLINE const char *nmimgr_type_name(unsigned int type)
 {
 	switch (type) {
 	case NMIMGR_TYPE_UNKNOWN:

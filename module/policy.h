@@ -48,6 +48,8 @@
 #include <stdint.h>
 #endif
 
+#include "nmimgr_record.h"	/* NMIMGR_NMI_INLINE, NMIMGR_TYPE_* */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -131,7 +133,7 @@ struct nmimgr_state {
 	enum nmimgr_capture_drop capture_drop;
 };
 
-static inline bool nmimgr_codeset_test(const struct nmimgr_codeset *s,
+NMIMGR_NMI_INLINE bool nmimgr_codeset_test(const struct nmimgr_codeset *s,
 				       unsigned int code)
 {
 	return code < NMIMGR_NR_CODES &&

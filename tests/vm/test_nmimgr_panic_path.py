@@ -260,3 +260,69 @@ def test_a_panic_held_open_drops_nmis_and_keeps_the_first_record(k61, image61, t
     rec = records[0]
     assert rec["cpu"] == 1 and rec["nonce"] == int(m.group(7), 16)
     assert rec["phys"] == rec["found_at"]
+
+
+@pytest.mark.k61
+@pytest.mark.slow
+def test_a_panic_code_during_someone_elses_panic_leaves_that_panic_the_dump(
+        k61, image61, tmp_path):
+    """panicwin panics on CPU 1 and is held before the crash shutdown; the BMC
+    NMI on CPU 0 carries a panic code.  A module cannot tell that panic from
+    an oops (panic_cpu is not exported), so nmimgr goes to nmi_panic(), whose
+    own panic_cpu test stops CPU 0: the dump is panicwin's, and nmimgr's
+    record says an oops or panic was under way when it fired."""
+    vm = VM(k61, image61, workdir=tmp_path / "other")
+    try:
+        vm.start()
+        vm.wait_ready()
+        ng.load(vm, f"events_panic={PANIC_CODE}")
+        vm.run("insmod /lab/panicwin.ko hold_ms=6000", check=True)
+        kdump.arm_kdump(vm)
+
+        def other_panic_then_press():
+            vm.submit("taskset -c 1 sh -c 'echo 1 > /sys/module/panicwin/parameters/panic'")
+            time.sleep(2.0)
+            vm.inject_nmi()
+        dump = kdump.crash_and_capture(vm, other_panic_then_press, timeout=240)
+    finally:
+        vm.kill()
+    log = kdump.dump_dmesg(dump)
+    assert "panicwin: panic window open" in log, log[-3000:]
+    assert "Kernel panic - not syncing: panicwin: panic requested" in log
+    assert not ng.PANIC_LINE.search(log), "nmimgr must not have started a panic"
+    records = ng.fired_records(dump)
+    assert len(records) == 1, records
+    rec = records[0]
+    assert rec["cpu"] == 0 and rec["flags"] & FLAG_OOPS_UNDER_WAY
+    assert rec["oops_depth"] >= 1
+
+
+@pytest.mark.k61
+@pytest.mark.parametrize("append, loads, says", [
+    ('nmimgr.policy=panic=0 drop=0x80', False, "'drop=0x80' was split off an nmimgr policy"),
+    ('nmimgr.policy=drop=0x80 panic=0', True, "'panic=0' after an nmimgr policy is the "
+                                              "kernel's panic timeout"),
+    ('nmimgr.policy="panic=0 drop=0x80"', True, None),
+    ('nmimgr.policy=panic=0;drop=0x80', True, None),
+], ids=["split-own-key", "split-panic", "quoted", "semicolons"])
+def test_a_policy_the_kernel_split_on_its_command_line_is_caught(
+        k61, image61, tmp_path, append, loads, says):
+    """The kernel splits its command line at spaces outside quotes: a word
+    only nmimgr's grammar knows that was split off fails the load, a split
+    panic= (the kernel's own timeout) is warned about, quoted and ';' forms
+    pass silently."""
+    vm = VM(k61, image61, workdir=tmp_path / "cmdline", append=append)
+    try:
+        vm.start()
+        vm.wait_ready()
+        _, cmdline = vm.run("cat /proc/cmdline", check=True)
+        assert append in cmdline
+        rc, _ = ng.load(vm, check=False)
+        log = ng.dmesg(vm)
+    finally:
+        vm.kill()
+    assert (rc == 0) == loads, log[-2000:]
+    if says:
+        assert says in log, log[-2000:]
+    else:
+        assert "kernel command line:" not in log
