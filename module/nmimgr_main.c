@@ -758,6 +758,7 @@ static ssize_t stats_show(struct kobject *kobj, struct kobj_attribute *attr,
 	const struct nmimgr_policy *p;
 	char window[24];
 	bool dry_run;
+	u32 max_ms;
 	u8 mask;
 	int n, a, c, m;
 
@@ -765,6 +766,7 @@ static ssize_t stats_show(struct kobject *kobj, struct kobj_attribute *attr,
 	p = rcu_dereference_sched(active_policy);
 	dry_run = p->dry_run;
 	mask = p->mask;
+	max_ms = p->confirm_max_ms;
 	nmimgr_format_confirm(p->confirm_min_ms, p->confirm_max_ms, window,
 			      sizeof(window));
 	rcu_read_unlock_sched();
@@ -781,7 +783,9 @@ static ssize_t stats_show(struct kobject *kobj, struct kobj_attribute *attr,
 			   !!(READ_ONCE(trigger_record.flags) &
 			      NMIMGR_RECORD_FIRED));
 	n += sysfs_emit_at(buf, n, "confirm %s\n", window);
-	if (pending)
+	/* a first press whose window is still open */
+	if (pending && max_ms &&
+	    ktime_get_mono_fast_ns() - pending <= (u64)max_ms * NSEC_PER_MSEC)
 		n += sysfs_emit_at(buf, n, "confirm_pending_ms %llu\n",
 				   pending / NSEC_PER_MSEC);
 	else
