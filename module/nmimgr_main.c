@@ -101,7 +101,8 @@ static struct nmimgr_policy policy_slots[2] = {
 	[0] = { .mask = NMIMGR_DEFAULT_MASK },
 	[1] = { .mask = NMIMGR_DEFAULT_MASK },
 };
-static struct nmimgr_policy __rcu *active_policy = &policy_slots[0];
+static struct nmimgr_policy __rcu *active_policy =
+	RCU_INITIALIZER(&policy_slots[0]);
 static DEFINE_MUTEX(policy_lock);
 
 static unsigned int nmi_types = TYPES_DEFAULT;
