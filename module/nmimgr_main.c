@@ -387,7 +387,6 @@ static int nmimgr_iochk(unsigned int kernel_type, struct pt_regs *regs)
 }
 NOKPROBE_SYMBOL(nmimgr_iochk);
 
-/* One nmiaction per type: an action sits on one type's list only. */
 /*
  * One nmiaction per type: an action sits on one type's list only.  First
  * on each list, so nmimgr counts and records an NMI before a handler that
