@@ -167,9 +167,17 @@ void CheckInto(DumpResult& r, const CheckOptions& opts) {
   // The kernel log: saved next to the dump, else the dump's printk ring
   // buffer, else (below) a text scan of the dump's memory.
   bool have_log = false;
-  auto use_log = [&](std::string_view text, const char* source) {
+  r.trigger.binding.crash_time = r.facts.crash_time;
+  auto use_log = [&](std::string_view text, const char* source,
+                     std::optional<uint64_t> last_ns) {
     KernelLogFacts k = ScanKernelLog(text);
     have_log = true;
+    // The uptime at the crash, for binding records by their boot epoch.
+    if (!last_ns) last_ns = k.last_log_ns;
+    if (last_ns) {
+      r.trigger.binding.uptime_ns = last_ns;
+      r.trigger.binding.uptime_source = source;
+    }
     r.trigger.log_source = source;
     if (k.nmimgr) {
       r.trigger.line = k.nmimgr;
@@ -187,12 +195,12 @@ void CheckInto(DumpResult& r, const CheckOptions& opts) {
     text.resize(log.ReadAt(0, text));
     use_log(std::string_view(reinterpret_cast<const char*>(text.data()),
                              text.size()),
-            "dmesg-file");
+            "dmesg-file", std::nullopt);
   } else if (reader && opts.scan && !r.facts.vmcoreinfo.empty()) {
     std::string why;
     if (auto log = ReadKernelLog(*reader, r.facts, &why)) {
       r.trigger.log_records = log->records;
-      use_log(log->text, "dump-printk");
+      use_log(log->text, "dump-printk", log->last_ts_nsec);
     } else {
       r.trigger.log_note = ValidUtf8("printk ring buffer not read: " + why);
       spdlog::debug("{}: {}", set.files.front(), r.trigger.log_note);
@@ -200,7 +208,7 @@ void CheckInto(DumpResult& r, const CheckOptions& opts) {
   }
 
   if (reader && opts.scan) {
-    TriggerScanner scanner(!have_log);
+    TriggerScanner scanner(!have_log, r.trigger.binding);
     ScanOptions so;
     so.deep = opts.deep;
     so.threads = opts.threads;
@@ -231,10 +239,40 @@ void CheckInto(DumpResult& r, const CheckOptions& opts) {
       }
     }
   }
+  ChooseTrigger(r.trigger);
   ReportHoles(flat, r);
 }
 
 }  // namespace
+
+void ChooseTrigger(TriggerReport& t) {
+  t.chosen.reset();
+  // Best first: bound version 2 records by how many checks matched (phys,
+  // crash time, boot epoch, nonce), then version 1 records; lowest pfn
+  // breaks ties.  Rejected records never count.
+  int best_score = -1;
+  for (size_t i = 0; i < t.records.size(); ++i) {
+    TriggerRecord& rec = t.records[i];
+    if (t.line) BindToPanicLine(rec, *t.line);
+    if (rec.binding.rejected()) continue;
+    int score = 0;
+    if (rec.version == NMIMGR_RECORD_VERSION) {
+      const RecordBinding& b = rec.binding;
+      score = 1;
+      for (Check c : {b.phys, b.crash_time, b.boot_epoch, b.nonce})
+        score += c == Check::kMatch;
+    }
+    if (score > best_score) {
+      best_score = score;
+      t.chosen = i;
+    }
+  }
+  const TriggerRecord* rec = t.record();
+  t.during_other_panic =
+      (rec && rec->panic_under_way()) ||
+      (t.nmimgr() && t.panic_message &&
+       !IsNmimgrPanicMessage(*t.panic_message));
+}
 
 const char* VerdictName(Verdict v) {
   switch (v) {

@@ -30,7 +30,12 @@ struct CheckOptions {
 };
 
 struct TriggerReport {
-  std::vector<TriggerRecord> records;        // valid, fired records
+  // Valid, fired records (magic, version, size, FIRED, checksum), lowest
+  // pfn first, each with its binding (trigger.h).
+  std::vector<TriggerRecord> records;
+  // The record named as the trigger: index into `records`.
+  std::optional<size_t> chosen;
+  BindingContext binding;
   std::optional<PanicLine> line;             // nmimgr's panic line
   std::string line_source;                   // "dmesg-file" or "dump-memory"
   std::optional<std::string> panic_message;  // the kernel's panic message
@@ -42,7 +47,21 @@ struct TriggerReport {
   std::string log_source;
   std::optional<uint64_t> log_records;  // records read from the ring buffer
   std::string log_note;                 // why the ring buffer could not be read
+  // nmimgr fired during a panic something else started: the chosen record
+  // has PANIC_UNDER_WAY, or the kernel's panic message is not nmimgr's.
+  bool during_other_panic = false;
+
+  const TriggerRecord* record() const {
+    return chosen ? &records[*chosen] : nullptr;
+  }
+  // A chosen record or nmimgr's panic line.
+  bool nmimgr() const { return chosen.has_value() || line.has_value(); }
 };
+
+// Binds every record to the panic line, chooses the trigger record (the
+// best bound version 2 record, else a version 1 record the line does not
+// contradict) and decides `during_other_panic`.  Call after the scan.
+void ChooseTrigger(TriggerReport& t);
 
 struct DumpResult {
   DumpSet set;

@@ -129,6 +129,7 @@ class ElfReader : public DumpReader {
     PageJob j;
     j.src = &src_;
     j.pfn = (s.paddr + at) / page_size_;
+    j.pfn_skew = static_cast<uint32_t>((s.paddr + at) % page_size_);
     j.index = s.index;
     j.offset = s.offset + at;
     j.size =

@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstring>
 #include <vector>
@@ -214,6 +215,7 @@ KernelLog Read(DumpReader& reader, const DumpFacts& facts) {
       }
       log.text += '\n';
       ++log.records;
+      log.last_ts_nsec = std::max(log.last_ts_nsec.value_or(0), ts);
     }
     if (done) break;
   }

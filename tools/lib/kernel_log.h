@@ -40,6 +40,9 @@ namespace nmimgr::vmcore {
 struct KernelLog {
   std::string text;  // "[    3.449047] message\n" per record, oldest first
   uint64_t records = 0;
+  // The largest ts_nsec of a readable record: the uptime, by printk's
+  // local_clock, of the last message before the dump.
+  std::optional<uint64_t> last_ts_nsec;
 };
 
 // Reads the log; nullopt with `why` ("vmcoreinfo has no SYMBOL(prb)", ...)

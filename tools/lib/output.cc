@@ -47,12 +47,89 @@ json Code(uint8_t v) {
   return {{"value", v}, {"hex", fmt::format("{:#04x}", v)}};
 }
 
-// The trigger as the report states it: the record when there is one, else
-// nmimgr's panic line.
+// Version 1's flag bits 1 and 2 (DRY_RUN, CAPTURE): never set by any
+// module, retired in version 2; still reported for the schema's sake.
+constexpr uint32_t kV1DryRun = 1u << 1, kV1Capture = 1u << 2;
+
+std::string Hex64(uint64_t v) { return fmt::format("{:016x}", v); }
+
+json RealTime(uint64_t ns) {
+  return IsoTime(static_cast<int64_t>(ns / 1000000000),
+                 static_cast<uint32_t>(ns % 1000000000));
+}
+
+json BindingJson(const RecordBinding& b) {
+  return {{"phys", CheckName(b.phys)},
+          {"crash_time", CheckName(b.crash_time)},
+          {"boot_epoch", CheckName(b.boot_epoch)},
+          {"nonce", CheckName(b.nonce)},
+          {"boot_epoch_difference_seconds",
+           b.boot_epoch_diff_ns
+               ? json(static_cast<double>(*b.boot_epoch_diff_ns) / 1e9)
+               : json(nullptr)}};
+}
+
+// Where a record was found and what it says of itself.
+json RecordJson(const TriggerRecord& r) {
+  const bool v2 = r.version == NMIMGR_RECORD_VERSION;
+  json j = {
+      {"version", r.version},
+      {"bound", r.bound()},
+      {"flags", r.flags},
+      {"dry_run", !v2 && (r.flags & kV1DryRun) != 0},
+      {"capture_kernel", !v2 && (r.flags & kV1Capture) != 0},
+      {"oops_under_way", r.oops_under_way()},
+      {"panic_under_way", r.panic_under_way()},
+      {"confirmed", r.confirmed()},
+      {"nmis", r.nmis},
+      {"dropped", r.dropped},
+      {"ignored", r.ignored},
+      {"unmanaged", r.unmanaged},
+      {"would_panic", r.would_panic},
+      {"pfn", r.pfn},
+      {"page_offset", r.page_offset},
+      {"paddr", r.paddr},
+      {"phys", v2 ? json(r.phys) : json(nullptr)},
+      {"nonce", v2 ? json(Hex64(r.nonce)) : json(nullptr)},
+      {"oops_depth", v2 ? json(r.oops_depth) : json(nullptr)},
+      {"confirm", v2 && r.confirm_max_ms
+                      ? json{{"monotonic_ns", r.confirm_ns},
+                             {"min_ms", r.confirm_min_ms},
+                             {"max_ms", r.confirm_max_ms}}
+                      : json(nullptr)},
+      {"binding", v2 ? BindingJson(r.binding) : json(nullptr)}};
+  return j;
+}
+
+json RejectedJson(const TriggerRecord& r) {
+  return {{"version", r.version},
+          {"pfn", r.pfn},
+          {"page_offset", r.page_offset},
+          {"paddr", r.paddr},
+          {"phys", r.version == NMIMGR_RECORD_VERSION ? json(r.phys)
+                                                       : json(nullptr)},
+          {"nonce", r.version == NMIMGR_RECORD_VERSION ? json(Hex64(r.nonce))
+                                                        : json(nullptr)},
+          {"raw_code", Code(r.raw_code)},
+          {"cpu", r.cpu},
+          {"realtime_ns", r.real_ns},
+          {"realtime", RealTime(r.real_ns)},
+          {"boottime_ns", r.boot_ns},
+          {"reason", r.binding.reject_code},
+          {"message", r.binding.reject_message},
+          {"binding", r.version == NMIMGR_RECORD_VERSION
+                          ? BindingJson(r.binding)
+                          : json(nullptr)}};
+}
+
+// The trigger as the report states it: the chosen record when there is one,
+// else nmimgr's panic line.
 json TriggerJson(const TriggerReport& t) {
   json j;
-  const TriggerRecord* rec = t.records.empty() ? nullptr : &t.records.front();
-  j["nmimgr"] = rec != nullptr || t.line.has_value();
+  const TriggerRecord* rec = t.record();
+  j["nmimgr"] = t.nmimgr();
+  j["triggered_by_nmimgr"] = t.nmimgr() && !t.during_other_panic;
+  j["during_other_panic"] = t.during_other_panic;
   if (rec) {
     j["source"] = "record";
     j["raw_code"] = Code(rec->raw_code);
@@ -60,12 +137,10 @@ json TriggerJson(const TriggerReport& t) {
     j["event_mask"] = Code(rec->event_mask);
     j["nmi_type"] = nmimgr_type_name(rec->nmi_type);
     j["cpu"] = rec->cpu;
-    j["time"] = {
-        {"realtime_ns", rec->real_ns},
-        {"realtime", IsoTime(static_cast<int64_t>(rec->real_ns / 1000000000),
-                             static_cast<uint32_t>(rec->real_ns % 1000000000))},
-        {"monotonic_ns", rec->mono_ns},
-        {"boottime_ns", rec->boot_ns}};
+    j["time"] = {{"realtime_ns", rec->real_ns},
+                 {"realtime", RealTime(rec->real_ns)},
+                 {"monotonic_ns", rec->mono_ns},
+                 {"boottime_ns", rec->boot_ns}};
   } else if (t.line) {
     j["source"] = "kernel-log:" + t.line_source;
     j["raw_code"] = Code(t.line->raw_code);
@@ -78,22 +153,33 @@ json TriggerJson(const TriggerReport& t) {
   } else {
     j["source"] = nullptr;
   }
-  if (rec) {
-    j["record"] = {
-        {"flags", rec->flags},
-        {"dry_run", (rec->flags & NMIMGR_RECORD_DRY_RUN) != 0},
-        {"capture_kernel", (rec->flags & NMIMGR_RECORD_CAPTURE) != 0},
-        {"nmis", rec->nmis},
-        {"dropped", rec->dropped},
-        {"ignored", rec->ignored},
-        {"unmanaged", rec->unmanaged},
-        {"would_panic", rec->would_panic},
-        {"pfn", rec->pfn},
-        {"page_offset", rec->page_offset}};
-  } else {
-    j["record"] = nullptr;
-  }
+  j["record"] = rec ? RecordJson(*rec) : json(nullptr);
   j["records_found"] = t.records.size();
+  json rejected = json::array();
+  for (const TriggerRecord& r : t.records)
+    if (r.binding.rejected()) rejected.push_back(RejectedJson(r));
+  j["records_rejected"] = rejected;
+  const BindingContext& b = t.binding;
+  std::optional<int64_t> epoch = b.BootEpochNs();
+  std::string missing = b.Missing();
+  j["binding"] = {
+      {"crash_time_epoch", Opt(b.crash_time)},
+      {"uptime_seconds",
+       b.uptime_ns ? json(static_cast<double>(*b.uptime_ns) / 1e9)
+                   : json(nullptr)},
+      {"uptime_source",
+       b.uptime_ns ? json(b.uptime_source) : json(nullptr)},
+      {"boot_epoch",
+       epoch && *epoch >= 0 ? RealTime(static_cast<uint64_t>(*epoch))
+                            : json(nullptr)},
+      {"boot_epoch_ns", Opt(epoch)},
+      {"tolerance_seconds",
+       epoch ? json(static_cast<double>(b.ToleranceNs()) / 1e9)
+             : json(nullptr)},
+      {"time_checked", missing.empty()},
+      {"note", missing.empty()
+                   ? json(nullptr)
+                   : json("records could not be bound by time: " + missing)}};
   if (t.line) {
     j["panic_line"] = {
         {"source", t.line_source},
@@ -101,7 +187,10 @@ json TriggerJson(const TriggerReport& t) {
         {"masked_code", Code(t.line->masked_code)},
         {"event_mask", t.line->mask ? Code(*t.line->mask) : json(nullptr)},
         {"nmi_type", t.line->nmi_type},
-        {"cpu", t.line->cpu}};
+        {"cpu", t.line->cpu},
+        {"code", t.line->code ? Code(*t.line->code) : json(nullptr)},
+        {"record", t.line->nonce ? json(Hex64(*t.line->nonce)) : json(nullptr)},
+        {"confirmed", t.line->confirmed}};
     if (rec && (rec->raw_code != t.line->raw_code || rec->cpu != t.line->cpu))
       j["panic_line"]["disagrees_with_record"] = true;
   } else {
@@ -115,6 +204,66 @@ json TriggerJson(const TriggerReport& t) {
   j["panic_message_source"] =
       t.panic_message ? json(t.panic_message_source) : json(nullptr);
   return j;
+}
+
+// The TRIGGER column.
+std::string TriggerCell(const TriggerReport& t) {
+  const TriggerRecord* rec = t.record();
+  std::string what;
+  if (rec) {
+    what = fmt::format("nmimgr {:#04x}&{:#04x}={:#04x} {} cpu{} (record v{}, {}",
+                       rec->raw_code, rec->event_mask, rec->masked_code,
+                       nmimgr_type_name(rec->nmi_type), rec->cpu,
+                       rec->version, rec->bound() ? "bound" : "not bound");
+    if (rec->confirmed()) what += ", confirmed";
+    if (rec->oops_under_way()) what += ", oops under way";
+    what += ")";
+  } else if (t.line) {
+    what = fmt::format("nmimgr {:#04x} {} cpu{} ({}{})", t.line->raw_code,
+                       t.line->nmi_type, t.line->cpu, t.line_source,
+                       t.line->confirmed ? ", confirmed" : "");
+  }
+  if (t.during_other_panic) {
+    std::string cell = "nmimgr fired during another panic";
+    if (t.panic_message) cell += ": panic: " + t.panic_message->substr(0, 60);
+    return cell + "; " + what;
+  }
+  if (!what.empty()) return what;
+  if (t.panic_message) return "panic: " + t.panic_message->substr(0, 60);
+  return "-";
+}
+
+// Lines under the table about the trigger: rejected records, and a record
+// chosen without every check.
+std::vector<std::string> TriggerNotes(const TriggerReport& t) {
+  std::vector<std::string> notes;
+  for (const TriggerRecord& r : t.records) {
+    if (!r.binding.rejected()) continue;
+    notes.push_back(fmt::format(
+        "rejected record v{} at pfn {} offset {} (paddr {:#x}): {}: {}",
+        r.version, r.pfn, r.page_offset, r.paddr, r.binding.reject_code,
+        r.binding.reject_message));
+  }
+  if (const TriggerRecord* rec = t.record()) {
+    if (rec->version != NMIMGR_RECORD_VERSION)
+      notes.push_back(fmt::format(
+          "record v{} at pfn {} offset {}: version 1, not bound to this dump",
+          rec->version, rec->pfn, rec->page_offset));
+    else if (std::string m = t.binding.Missing(); !m.empty())
+      notes.push_back(fmt::format(
+          "record at pfn {} offset {}: not checked by time: {}", rec->pfn,
+          rec->page_offset, m));
+    if (rec->panic_under_way())
+      notes.push_back("the record says nmi_panic() returned: another panic "
+                      "was already under way");
+    if (rec->oops_under_way())
+      notes.push_back(fmt::format(
+          "the record says an oops or panic was under way when it fired "
+          "(oops_in_progress {})",
+          rec->oops_depth));
+    if (rec->confirmed()) notes.push_back("the panic was confirmed by a second NMI");
+  }
+  return notes;
 }
 
 std::string Rel(const std::string& path, const std::string& dir) {
@@ -194,19 +343,7 @@ void PrintTable(const std::vector<DumpResult>& results, std::ostream& out) {
     if (!r.container.empty()) format = r.container + "/" + format;
     if (!r.outer.empty()) format += "+" + r.outer;
     if (r.set.split) format += "/split";
-    std::string trigger = "-";
-    const TriggerReport& t = r.trigger;
-    if (!t.records.empty())
-      trigger = fmt::format("nmimgr {:#04x}&{:#04x}={:#04x} {} cpu{} (record)",
-                            t.records[0].raw_code, t.records[0].event_mask,
-                            t.records[0].masked_code,
-                            nmimgr_type_name(t.records[0].nmi_type),
-                            t.records[0].cpu);
-    else if (t.line)
-      trigger = fmt::format("nmimgr {:#04x} {} cpu{} ({})", t.line->raw_code,
-                            t.line->nmi_type, t.line->cpu, t.line_source);
-    else if (t.panic_message)
-      trigger = "panic: " + t.panic_message->substr(0, 60);
+    std::string trigger = TriggerCell(r.trigger);
     rows.push_back({name, format, VerdictName(r.verdict),
                     f.kernel_release.empty() ? "-" : f.kernel_release,
                     f.crash_time ? IsoTime(*f.crash_time) : "-",
@@ -228,6 +365,14 @@ void PrintTable(const std::vector<DumpResult>& results, std::ostream& out) {
         line += std::string(width[i] - row[i].size() + 2, ' ');
     }
     out << line << "\n";
+  }
+  for (const auto& r : results) {
+    std::vector<std::string> notes = TriggerNotes(r.trigger);
+    if (notes.empty()) continue;
+    out << "\n"
+        << (r.set.files.size() == 1 ? r.set.files.front() : r.set.dir)
+        << ": trigger\n";
+    for (const std::string& n : notes) out << "  " << n << "\n";
   }
   for (const auto& r : results) {
     if (r.findings.all().empty()) continue;

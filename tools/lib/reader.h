@@ -72,6 +72,9 @@ struct PageJob {
   uint32_t flags = 0;      // kdump page_desc flags (codec); 0 for raw
   bool zero_page = false;  // points at makedumpfile's shared zero page
   bool lookahead = false;  // only the prefix is wanted (next pfn)
+  // Bytes from pfn * page size to the page's first byte: nonzero only for
+  // a piece of an ELF segment whose p_paddr is not page-aligned.
+  uint32_t pfn_skew = 0;
 };
 
 class DumpReader {

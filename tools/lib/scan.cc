@@ -105,6 +105,13 @@ class Engine {
     return DecodePage(j.flags, stored, out);
   }
 
+  // Where the page's first byte lies in physical memory; all ones for a
+  // pfn too large to have an address (no record can claim that).
+  uint64_t PhysicalAddress(const PageJob& j) const {
+    if (j.pfn > (UINT64_MAX - j.pfn_skew) / page_size_) return UINT64_MAX;
+    return j.pfn * page_size_ + j.pfn_skew;
+  }
+
   void RunBatch(const Batch& batch) {
     BatchResult res;
     auto bad = [&](const PageJob& j, const std::string& err) {
@@ -166,7 +173,7 @@ class Engine {
               std::min<size_t>(kNextPrefix, page_size_));
         next_ready = ok && !n.zero_page && !n.lookahead;
       }
-      visitor_.Visit(batch.seq, j.pfn, page, nx);
+      visitor_.Visit(batch.seq, j.pfn, PhysicalAddress(j), page, nx);
       ++res.decoded;
       if (next_ready) {
         std::swap(page, next);

@@ -18,10 +18,13 @@ class PageVisitor {
  public:
   virtual ~PageVisitor() = default;
   // Called concurrently.  `page` is the decoded page at `pfn`, from batch
-  // number `seq` (batches are numbered in pfn order from 0); `next` is a
-  // prefix of the page at pfn + 1 when that page is in the dump, else
-  // empty, so that data crossing into the next physical page can be seen.
-  virtual void Visit(uint64_t seq, uint64_t pfn, std::span<const uint8_t> page,
+  // number `seq` (batches are numbered in pfn order from 0); `paddr` is the
+  // physical address of its first byte (pfn * page size, except in an ELF
+  // segment whose p_paddr is not page-aligned); `next` is a prefix of the
+  // page at pfn + 1 when that page is in the dump, else empty, so that data
+  // crossing into the next physical page can be seen.
+  virtual void Visit(uint64_t seq, uint64_t pfn, uint64_t paddr,
+                     std::span<const uint8_t> page,
                      std::span<const uint8_t> next) = 0;
   // The smallest batch number by which the visitor has seen all it needs,
   // counting only what batches up to that number showed; nullopt while it

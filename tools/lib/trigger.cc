@@ -35,22 +35,87 @@ bool Num(std::string_view& s, int base, T& out) {
 
 bool Printable(uint8_t c) { return c >= 0x20 && c < 0x7f; }
 
+// The "[   12.345678]" stamp at the start of a log line (after a "<6>"
+// level, as `dmesg -r` prints it), in nanoseconds.
+std::optional<uint64_t> LineStampNs(std::string_view line) {
+  if (Eat(line, "<")) {
+    size_t gt = line.find('>');
+    if (gt == std::string_view::npos || gt > 4) return std::nullopt;
+    line.remove_prefix(gt + 1);
+  }
+  if (!Eat(line, "[")) return std::nullopt;
+  while (!line.empty() && line.front() == ' ') line.remove_prefix(1);
+  uint64_t secs = 0, frac = 0;
+  if (!Num(line, 10, secs) || !Eat(line, ".")) return std::nullopt;
+  size_t digits = 0;
+  while (digits < line.size() && digits < 9 &&
+         std::isdigit(static_cast<unsigned char>(line[digits])))
+    ++digits;
+  if (digits == 0 || digits >= line.size() || line[digits] != ']')
+    return std::nullopt;
+  std::string_view f = line.substr(0, digits);
+  if (!Num(f, 10, frac)) return std::nullopt;
+  for (size_t i = digits; i < 9; ++i) frac *= 10;
+  if (secs > UINT64_MAX / 1000000000ull - 1) return std::nullopt;
+  return secs * 1000000000ull + frac;
+}
+
 }  // namespace
 
+const char* CheckName(Check c) {
+  switch (c) {
+    case Check::kUnchecked:
+      return "unchecked";
+    case Check::kMatch:
+      return "match";
+    case Check::kMismatch:
+      return "mismatch";
+  }
+  return "?";
+}
+
+bool TriggerRecord::oops_under_way() const {
+  return version == NMIMGR_RECORD_VERSION &&
+         (flags & NMIMGR_RECORD_OOPS_UNDER_WAY);
+}
+bool TriggerRecord::panic_under_way() const {
+  return version == NMIMGR_RECORD_VERSION &&
+         (flags & NMIMGR_RECORD_PANIC_UNDER_WAY);
+}
+bool TriggerRecord::confirmed() const {
+  return version == NMIMGR_RECORD_VERSION &&
+         (flags & NMIMGR_RECORD_CONFIRMED);
+}
+
 std::optional<TriggerRecord> ParseRecord(std::span<const uint8_t> bytes) {
-  if (bytes.size() < NMIMGR_RECORD_SIZE) return std::nullopt;
-  ByteView v(bytes.first(NMIMGR_RECORD_SIZE), 0, "trigger record");
+  constexpr size_t kHeader = NMIMGR_RECORD_MAGIC_LEN + 4;  // magic, version, size
+  if (bytes.size() < kHeader) return std::nullopt;
   if (std::memcmp(bytes.data(), NMIMGR_RECORD_MAGIC, NMIMGR_RECORD_MAGIC_LEN))
     return std::nullopt;
-    // Offsets come from the module's own header, the one layout both share.
+    // Offsets come from the module's own header, the one layout both share;
+    // version 1 has the same fields up to would_panic.
 #define NMIMGR_AT(field) offsetof(struct nmimgr_record, field)
-  if (v.Le16(NMIMGR_AT(version)) != NMIMGR_RECORD_VERSION) return std::nullopt;
-  if (v.Le16(NMIMGR_AT(size)) != NMIMGR_RECORD_SIZE) return std::nullopt;
+  ByteView head(bytes.first(kHeader), 0, "trigger record");
+  const uint16_t version = head.Le16(NMIMGR_AT(version));
+  size_t size, sum_at;
+  if (version == NMIMGR_RECORD_VERSION) {
+    size = NMIMGR_RECORD_SIZE;
+    sum_at = NMIMGR_RECORD_CHECKSUM_OFFSET;
+  } else if (version == NMIMGR_RECORD_V1) {
+    size = NMIMGR_RECORD_V1_SIZE;
+    sum_at = NMIMGR_RECORD_V1_CHECKSUM_OFFSET;
+  } else {
+    return std::nullopt;
+  }
+  if (head.Le16(NMIMGR_AT(size)) != size || bytes.size() < size)
+    return std::nullopt;
+  ByteView v(bytes.first(size), 0, "trigger record");
   TriggerRecord r;
+  r.version = version;
   r.flags = v.Le32(NMIMGR_AT(flags));
   if (!(r.flags & NMIMGR_RECORD_FIRED)) return std::nullopt;
-  if (v.Le32(NMIMGR_RECORD_CHECKSUM_OFFSET) !=
-      nmimgr_record_checksum(bytes.data()))
+  if (v.Le32(sum_at) !=
+      nmimgr_record_checksum_n(bytes.data(), static_cast<unsigned>(sum_at)))
     return std::nullopt;
   r.raw_code = v.U8(NMIMGR_AT(raw_code));
   r.masked_code = v.U8(NMIMGR_AT(masked_code));
@@ -65,6 +130,14 @@ std::optional<TriggerRecord> ParseRecord(std::span<const uint8_t> bytes) {
   r.ignored = v.Le64(NMIMGR_AT(ignored));
   r.unmanaged = v.Le64(NMIMGR_AT(unmanaged));
   r.would_panic = v.Le64(NMIMGR_AT(would_panic));
+  if (version == NMIMGR_RECORD_VERSION) {
+    r.nonce = v.Le64(NMIMGR_AT(nonce));
+    r.phys = v.Le64(NMIMGR_AT(phys));
+    r.confirm_ns = v.Le64(NMIMGR_AT(confirm_ns));
+    r.confirm_min_ms = v.Le32(NMIMGR_AT(confirm_min_ms));
+    r.confirm_max_ms = v.Le32(NMIMGR_AT(confirm_max_ms));
+    r.oops_depth = v.Le32(NMIMGR_AT(oops_depth));
+  }
 #undef NMIMGR_AT
   return r;
 }
@@ -84,13 +157,41 @@ std::optional<PanicLine> ParsePanicLine(std::string_view s) {
   if (!Eat(s, " cpu=") || !Num(s, 10, cpu)) return std::nullopt;
   p.raw_code = static_cast<uint8_t>(raw);
   p.cpu = cpu;
-  // The mask is a byte: at most two hex digits.  Text read from memory may
+  // Each field is a fixed number of hex digits.  Text read from memory may
   // run on into unrelated bytes ("mask=0xcfcf"), so read no more.
+  auto hex = [&s](size_t digits, auto& out) {
+    std::string_view d = s.substr(0, digits);
+    if (d.size() != digits ||
+        !std::all_of(d.begin(), d.end(), [](char c) {
+          return std::isdigit(static_cast<unsigned char>(c)) ||
+                 (c >= 'a' && c <= 'f');
+        }))
+      return false;
+    auto [end, ec] = std::from_chars(d.data(), d.data() + d.size(), out, 16);
+    if (ec != std::errc() || end != d.data() + d.size()) return false;
+    s.remove_prefix(digits);
+    return true;
+  };
   if (Eat(s, " mask=0x")) {
     std::string_view digits = s.substr(0, 2);
-    if (Num(digits, 16, mask)) p.mask = static_cast<uint8_t>(mask);
+    const size_t before = digits.size();
+    if (Num(digits, 16, mask)) {
+      p.mask = static_cast<uint8_t>(mask);
+      s.remove_prefix(before - digits.size());
+    }
   }
   p.masked_code = p.mask ? (p.raw_code & *p.mask) : p.raw_code;
+  // The version 2 form goes on: code=, record= and maybe " confirmed".
+  unsigned code = 0;
+  uint64_t nonce = 0;
+  if (p.mask && Eat(s, " code=0x") && hex(2, code)) {
+    if (code != p.masked_code) return std::nullopt;
+    p.code = static_cast<uint8_t>(code);
+    if (Eat(s, " record=") && hex(16, nonce)) {
+      p.nonce = nonce;
+      p.confirmed = Eat(s, " confirmed");
+    }
+  }
   return p;
 }
 
@@ -99,7 +200,16 @@ std::string FormatPanicLine(const PanicLine& p) {
                   fmt::format("{:02x} ({}) type={} cpu={}", p.raw_code,
                               p.raw_code, p.nmi_type, p.cpu);
   if (p.mask) s += fmt::format(" mask=0x{:02x}", *p.mask);
+  if (p.mask && p.code) {
+    s += fmt::format(" code=0x{:02x}", *p.code);
+    if (p.nonce) s += fmt::format(" record={:016x}", *p.nonce);
+    if (p.nonce && p.confirmed) s += " confirmed";
+  }
   return s;
+}
+
+bool IsNmimgrPanicMessage(std::string_view message) {
+  return message.substr(0, 8) == "nmimgr: ";
 }
 
 KernelLogFacts ScanKernelLog(std::string_view text) {
@@ -110,6 +220,8 @@ KernelLogFacts ScanKernelLog(std::string_view text) {
     if (eol == std::string_view::npos) eol = text.size();
     std::string_view line = text.substr(pos, eol - pos);
     pos = eol + 1;
+    if (auto ns = LineStampNs(line))
+      f.last_log_ns = std::max(f.last_log_ns.value_or(0), *ns);
     if (size_t at = line.find(kLinePrefix); at != std::string_view::npos) {
       // "Kernel panic - not syncing: nmimgr: ..." and the handler's own
       // line both match; either will do.
@@ -135,7 +247,112 @@ KernelLogFacts ScanKernelLog(std::string_view text) {
   return f;
 }
 
-void TriggerScanner::Visit(uint64_t seq, uint64_t pfn,
+std::optional<int64_t> BindingContext::BootEpochNs() const {
+  if (!crash_time || !uptime_ns) return std::nullopt;
+  __int128 e = static_cast<__int128>(*crash_time) * 1000000000 -
+               static_cast<__int128>(*uptime_ns);
+  if (e < INT64_MIN || e > INT64_MAX) return std::nullopt;
+  return static_cast<int64_t>(e);
+}
+
+uint64_t BindingContext::ToleranceNs() const {
+  return kBootEpochSlackNs + uptime_ns.value_or(0) / kBootEpochDriftDiv;
+}
+
+std::string BindingContext::Missing() const {
+  if (!crash_time && !uptime_ns)
+    return "the dump has no VMCOREINFO CRASHTIME and no kernel log "
+           "timestamps";
+  if (!crash_time) return "the dump has no VMCOREINFO CRASHTIME";
+  if (!uptime_ns) return "no kernel log timestamps (uptime at the crash)";
+  if (!BootEpochNs()) return "CRASHTIME is out of range";
+  return {};
+}
+
+namespace {
+
+std::string Seconds(__int128 ns) {
+  const char* sign = ns < 0 ? "-" : "";
+  unsigned __int128 a = ns < 0 ? -ns : ns;
+  return fmt::format("{}{}.{:09}", sign, static_cast<uint64_t>(a / 1000000000),
+                     static_cast<uint64_t>(a % 1000000000));
+}
+
+__int128 Abs(__int128 v) { return v < 0 ? -v : v; }
+
+}  // namespace
+
+void BindRecord(TriggerRecord& r, const BindingContext& ctx) {
+  RecordBinding& b = r.binding;
+  b = {};
+  if (r.version != NMIMGR_RECORD_VERSION) return;  // version 1: not bound
+  b.phys = r.phys == r.paddr ? Check::kMatch : Check::kMismatch;
+  if (ctx.crash_time) {
+    __int128 limit =
+        (static_cast<__int128>(*ctx.crash_time) + 1) * 1000000000;
+    b.crash_time = static_cast<__int128>(r.real_ns) <= limit
+                       ? Check::kMatch
+                       : Check::kMismatch;
+  }
+  __int128 diff = 0;
+  if (std::optional<int64_t> dump = ctx.BootEpochNs()) {
+    __int128 by_boot = static_cast<__int128>(r.real_ns) - r.boot_ns - *dump;
+    __int128 by_mono = static_cast<__int128>(r.real_ns) - r.mono_ns - *dump;
+    diff = Abs(by_boot) <= Abs(by_mono) ? by_boot : by_mono;
+    b.boot_epoch_diff_ns = static_cast<int64_t>(
+        std::clamp<__int128>(diff, INT64_MIN, INT64_MAX));
+    b.boot_epoch = Abs(diff) <= static_cast<__int128>(ctx.ToleranceNs())
+                       ? Check::kMatch
+                       : Check::kMismatch;
+  }
+  if (b.phys == Check::kMismatch) {
+    b.reject_code = "phys-mismatch";
+    b.reject_message = fmt::format(
+        "found at physical address {:#x}, it says it lives at {:#x}: a copy "
+        "of a record, not the record itself",
+        r.paddr, r.phys);
+  } else if (b.crash_time == Check::kMismatch) {
+    b.reject_code = "later-than-crash";
+    b.reject_message = fmt::format(
+        "its realtime {} s is later than the crash (CRASHTIME {} s, whole "
+        "seconds): not written before this crash",
+        Seconds(r.real_ns), *ctx.crash_time);
+  } else if (b.boot_epoch == Check::kMismatch) {
+    b.reject_code = "boot-epoch-mismatch";
+    b.reject_message = fmt::format(
+        "its boot began {} s {} the crashed kernel's (CRASHTIME {} s minus "
+        "uptime {} s from the {} log; tolerance {} s): a record from another "
+        "boot",
+        Seconds(Abs(diff)), diff < 0 ? "before" : "after", *ctx.crash_time,
+        Seconds(*ctx.uptime_ns), ctx.uptime_source,
+        Seconds(ctx.ToleranceNs()));
+  }
+}
+
+void BindToPanicLine(TriggerRecord& r, const PanicLine& line) {
+  RecordBinding& b = r.binding;
+  if (r.version == NMIMGR_RECORD_VERSION) {
+    if (!line.nonce) return;
+    b.nonce = *line.nonce == r.nonce ? Check::kMatch : Check::kMismatch;
+    if (b.nonce == Check::kMismatch && !b.rejected()) {
+      b.reject_code = "nonce-mismatch";
+      b.reject_message = fmt::format(
+          "its nonce {:016x} is not the record={:016x} of nmimgr's panic "
+          "line: not the record this panic filled",
+          r.nonce, *line.nonce);
+    }
+    return;
+  }
+  if (line.raw_code != r.raw_code || line.cpu != r.cpu) {
+    b.reject_code = "panic-line-mismatch";
+    b.reject_message = fmt::format(
+        "a version 1 record of event {:#04x} on cpu {}, but nmimgr's panic "
+        "line names event {:#04x} on cpu {}",
+        r.raw_code, r.cpu, line.raw_code, line.cpu);
+  }
+}
+
+void TriggerScanner::Visit(uint64_t seq, uint64_t pfn, uint64_t paddr,
                            std::span<const uint8_t> page,
                            std::span<const uint8_t> next) {
   // Records: the magic at every 8-byte-aligned offset of the page.
@@ -146,25 +363,28 @@ void TriggerScanner::Visit(uint64_t seq, uint64_t pfn,
     uint64_t w;
     std::memcpy(&w, page.data() + off, 8);
     if (w != magic) continue;
+    // As much of the largest layout as there is; ParseRecord wants the
+    // whole record of the version it finds.
     std::span<const uint8_t> rec;
     if (off + NMIMGR_RECORD_SIZE <= page.size()) {
       rec = page.subspan(off, NMIMGR_RECORD_SIZE);
     } else {
-      size_t head = page.size() - off, tail = NMIMGR_RECORD_SIZE - head;
-      if (next.size() >= tail) {
-        std::memcpy(joined, page.data() + off, head);
-        std::memcpy(joined + head, next.data(), tail);
-        rec = joined;
-      }
+      size_t head = page.size() - off;
+      size_t tail = std::min(NMIMGR_RECORD_SIZE - head, next.size());
+      std::memcpy(joined, page.data() + off, head);
+      if (tail) std::memcpy(joined + head, next.data(), tail);
+      rec = std::span<const uint8_t>(joined, head + tail);
     }
-    std::optional<TriggerRecord> r;
-    if (!rec.empty()) r = ParseRecord(rec);
+    std::optional<TriggerRecord> r = ParseRecord(rec);
+    if (r) {
+      r->pfn = pfn;
+      r->page_offset = static_cast<uint32_t>(off);
+      r->paddr = paddr + off;
+      BindRecord(*r, ctx_);
+    }
     std::lock_guard lock(mu_);
     magic_seqs_.push_back(seq);
-    if (!r) continue;
-    r->pfn = pfn;
-    r->page_offset = static_cast<uint32_t>(off);
-    records_.push_back({seq, pfn, true, *r});
+    if (r) records_.push_back({seq, pfn, true, *r});
   }
   if (!want_log_) return;
   // Text: the page plus a prefix of the next one, for lines that cross.
@@ -221,7 +441,9 @@ void TriggerScanner::ScanText(uint64_t seq, uint64_t pfn,
 std::optional<uint64_t> TriggerScanner::DoneAt() const {
   std::lock_guard lock(mu_);
   std::optional<uint64_t> rec, line;
-  for (const auto& h : records_) rec = std::min(rec.value_or(h.seq), h.seq);
+  for (const auto& h : records_)
+    if (!h.value.binding.rejected())
+      rec = std::min(rec.value_or(h.seq), h.seq);
   if (!rec) return std::nullopt;
   if (!want_log_) return rec;
   for (const auto& h : lines_)
@@ -262,9 +484,13 @@ std::vector<TriggerRecord> TriggerScanner::records() const {
   });
   std::vector<TriggerRecord> out;
   for (const TriggerRecord& r : all) {
+    // The same memory seen twice, or (version 1, which cannot say where
+    // it lives) an equal record anywhere.
     bool dup = std::any_of(out.begin(), out.end(), [&](const TriggerRecord& o) {
-      return o.real_ns == r.real_ns && o.mono_ns == r.mono_ns &&
-             o.raw_code == r.raw_code && o.cpu == r.cpu && o.nmis == r.nmis;
+      return o.version == r.version && o.real_ns == r.real_ns &&
+             o.mono_ns == r.mono_ns && o.raw_code == r.raw_code &&
+             o.cpu == r.cpu && o.nmis == r.nmis && o.nonce == r.nonce &&
+             (r.version == NMIMGR_RECORD_V1 || o.paddr == r.paddr);
     });
     if (!dup) out.push_back(r);
   }

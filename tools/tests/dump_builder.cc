@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -55,7 +56,8 @@ void AddNote(Bytes& b, const std::string& name, uint32_t type,
 std::string Vmcoreinfo(const DumpSpec& s) {
   return "OSRELEASE=" + s.release +
          "\nPAGESIZE=" + std::to_string(s.page_size) +
-         "\nCRASHTIME=" + std::to_string(s.crash_time) +
+         (s.with_crash_time ? "\nCRASHTIME=" + std::to_string(s.crash_time)
+                            : std::string()) +
          "\nNUMBER(pgtable_l5_enabled)=0\n" + s.extra_vmcoreinfo;
 }
 
@@ -212,25 +214,85 @@ Bytes Page(uint32_t page_size, uint8_t fill, const std::string& text,
   return p;
 }
 
+namespace {
+
+// The fields versions 1 and 2 share (offsets 0..87).
+void PutCommon(Bytes& r, uint16_t version, uint16_t size,
+               const RecordSpec& s) {
+#define AT(field) offsetof(struct nmimgr_record, field)
+  PutStr(r, 0, NMIMGR_RECORD_MAGIC);
+  Put(r, AT(version), version, 2);
+  Put(r, AT(size), size, 2);
+  Put(r, AT(flags), s.flags, 4);
+  r[AT(raw_code)] = s.raw;
+  r[AT(masked_code)] = s.raw & s.mask;
+  r[AT(event_mask)] = s.mask;
+  r[AT(nmi_type)] = s.type;
+  Put(r, AT(cpu), s.cpu, 4);
+  Put(r, AT(mono_ns), s.mono_ns, 8);
+  Put(r, AT(real_ns), s.real_ns, 8);
+  Put(r, AT(boot_ns), s.boot_ns, 8);
+  Put(r, AT(nmis), 3, 8);
+  Put(r, AT(dropped), 1, 8);
+#undef AT
+}
+
+}  // namespace
+
+Bytes Record(const RecordSpec& s, uint64_t phys) {
+  Bytes r(NMIMGR_RECORD_SIZE, 0);
+  PutCommon(r, NMIMGR_RECORD_VERSION, NMIMGR_RECORD_SIZE, s);
+  Put(r, offsetof(struct nmimgr_record, nonce), s.nonce, 8);
+  Put(r, offsetof(struct nmimgr_record, phys), phys, 8);
+  Put(r, offsetof(struct nmimgr_record, oops_depth), s.oops_depth, 4);
+  Put(r, NMIMGR_RECORD_CHECKSUM_OFFSET, nmimgr_record_checksum(r.data()), 4);
+  return r;
+}
+
 Bytes Record(uint8_t raw, uint8_t mask, uint8_t type, uint32_t cpu,
              uint64_t real_ns, uint32_t flags) {
-  Bytes r(NMIMGR_RECORD_SIZE, 0);
-  PutStr(r, 0, NMIMGR_RECORD_MAGIC);
-  Put(r, 8, NMIMGR_RECORD_VERSION, 2);
-  Put(r, 10, NMIMGR_RECORD_SIZE, 2);
-  Put(r, 12, flags, 4);
-  r[16] = raw;
-  r[17] = raw & mask;
-  r[18] = mask;
-  r[19] = type;
-  Put(r, 20, cpu, 4);
-  Put(r, 24, 5000000000ull, 8);
-  Put(r, 32, real_ns, 8);
-  Put(r, 40, 5100000000ull, 8);
-  Put(r, 48, 3, 8);
-  Put(r, 56, 1, 8);
-  Put(r, 92, nmimgr_record_checksum(r.data()), 4);
+  RecordSpec s;
+  s.raw = raw;
+  s.mask = mask;
+  s.type = type;
+  s.cpu = cpu;
+  s.real_ns = real_ns;
+  s.flags = flags;
+  return Record(s, 0);
+}
+
+uint64_t PlaceRecord(DumpSpec& spec, uint64_t pfn, uint32_t offset,
+                     const RecordSpec& r) {
+  const uint64_t at = pfn * spec.page_size + offset;
+  Bytes rec = Record(r, r.phys.value_or(at));
+  auto it = spec.pages.find(pfn);
+  if (it == spec.pages.end())
+    it = spec.pages.emplace(pfn, Page(spec.page_size, 0x5c)).first;
+  if (offset + rec.size() > it->second.size())
+    throw std::runtime_error("PlaceRecord: the record does not fit the page");
+  std::memcpy(it->second.data() + offset, rec.data(), rec.size());
+  return at;
+}
+
+Bytes RecordV1(uint8_t raw, uint8_t mask, uint8_t type, uint32_t cpu,
+               uint64_t real_ns) {
+  RecordSpec s;
+  s.raw = raw;
+  s.mask = mask;
+  s.type = type;
+  s.cpu = cpu;
+  s.real_ns = real_ns;
+  Bytes r(NMIMGR_RECORD_V1_SIZE, 0);
+  PutCommon(r, NMIMGR_RECORD_V1, NMIMGR_RECORD_V1_SIZE, s);
+  Put(r, NMIMGR_RECORD_V1_CHECKSUM_OFFSET,
+      nmimgr_record_checksum_n(r.data(), NMIMGR_RECORD_V1_CHECKSUM_OFFSET), 4);
   return r;
+}
+
+void AddCrashLog(DumpSpec& spec, uint64_t uptime_ns,
+                 const std::string& panic) {
+  AddPrintkRing(spec, {{1000000, "Linux version " + spec.release},
+                       {uptime_ns, "Kernel panic - not syncing: " + panic}});
 }
 
 void AddPrintkRing(DumpSpec& spec, const std::vector<PrintkRecord>& records,

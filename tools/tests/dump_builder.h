@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -32,6 +33,7 @@ struct DumpSpec {
   std::string machine = "x86_64";
   int64_t timestamp = 1764100000;   // header timestamp (dump time)
   int64_t crash_time = 1764099990;  // vmcoreinfo CRASHTIME
+  bool with_crash_time = true;      // false: no CRASHTIME line
   uint32_t cpus = 2;                // NT_PRSTATUS notes
   bool incomplete_flag = false;
   std::string extra_vmcoreinfo;  // appended to VMCOREINFO
@@ -72,9 +74,44 @@ struct Layout {
 // A page of `fill`, with `text` written at `offset`.
 Bytes Page(uint32_t page_size, uint8_t fill, const std::string& text = {},
            size_t offset = 0);
-// A valid, fired trigger record (96 bytes).
+// A valid, fired version 2 trigger record (128 bytes), phys 0.  Its
+// clocks: mono_ns 5.0 s, boot_ns 5.1 s, real_ns as given (the default is
+// 0.12 s after DumpSpec's default CRASHTIME), so its boot epoch is
+// CRASHTIME - 4.98 s.
 Bytes Record(uint8_t raw, uint8_t mask, uint8_t type, uint32_t cpu,
              uint64_t real_ns = 1764099990123456789ull, uint32_t flags = 1);
+
+// The fields of a version 2 record a binding test varies.
+struct RecordSpec {
+  uint8_t raw = 0x21, mask = 0xcf, type = 1;
+  uint32_t cpu = 0;
+  uint32_t flags = 1;  // NMIMGR_RECORD_FIRED
+  uint64_t mono_ns = 5000000000ull;
+  uint64_t real_ns = 1764099990123456789ull;
+  uint64_t boot_ns = 5100000000ull;
+  uint64_t nonce = 0x0123456789abcdefull;
+  std::optional<uint64_t> phys;  // default: where PlaceRecord puts it
+  uint32_t oops_depth = 0;
+};
+Bytes Record(const RecordSpec& r, uint64_t phys);
+
+// Writes a record into page `pfn` of `spec` (a page of 0x5c when absent) at
+// `offset`, with phys = pfn * page size + offset unless `r.phys` says
+// otherwise.  Returns the physical address it was written at.
+uint64_t PlaceRecord(DumpSpec& spec, uint64_t pfn, uint32_t offset,
+                     const RecordSpec& r = {});
+
+// A version 1 record (96 bytes, checksum at 92), as modules before the
+// binding wrote it.
+Bytes RecordV1(uint8_t raw, uint8_t mask, uint8_t type, uint32_t cpu,
+               uint64_t real_ns = 1764099990123456789ull);
+
+// A printk ring (AddPrintkRing) whose last message, the kernel's panic
+// message `panic`, is at `uptime_ns`: what the binding reads as the uptime
+// at the crash.  The default, 5.12 s, matches Record()'s clocks and the
+// default CRASHTIME.
+void AddCrashLog(DumpSpec& spec, uint64_t uptime_ns = 5120000000ull,
+                 const std::string& panic = "sysrq triggered crash");
 
 Bytes BuildKdump(const DumpSpec& spec, Layout* layout = nullptr);
 

@@ -23,7 +23,7 @@ void PutLe(Bytes& b, uint64_t off, uint64_t val, int n) {
 // Collects every page the engine decodes.
 class Collector : public v::PageVisitor {
  public:
-  void Visit(uint64_t, uint64_t pfn, std::span<const uint8_t> page,
+  void Visit(uint64_t, uint64_t pfn, uint64_t, std::span<const uint8_t> page,
              std::span<const uint8_t>) override {
     std::lock_guard lock(mu);
     pages[pfn] = Bytes(page.begin(), page.end());

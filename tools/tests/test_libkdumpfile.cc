@@ -32,7 +32,7 @@ namespace {
 class Collector : public v::PageVisitor {
  public:
   explicit Collector(size_t limit) : limit_(limit) {}
-  void Visit(uint64_t, uint64_t pfn, std::span<const uint8_t> page,
+  void Visit(uint64_t, uint64_t pfn, uint64_t, std::span<const uint8_t> page,
              std::span<const uint8_t>) override {
     std::lock_guard lock(mu_);
     if (pages.size() < limit_) pages[pfn] = Bytes(page.begin(), page.end());

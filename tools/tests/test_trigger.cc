@@ -31,13 +31,17 @@ TEST_CASE(
   CHECK(ok->masked_code == 0x01);
   CHECK(ok->event_mask == 0xcf);
   CHECK(ok->real_ns == 1764099990123456789ull);
+  CHECK(ok->version == NMIMGR_RECORD_VERSION);
 
   auto [what, off, value] = GENERATE(table<const char*, size_t, uint8_t>({
       {"magic", 0, 'X'},
-      {"version", 8, 2},
-      {"size", 10, 95},
+      {"version", 8, 3},
+      {"version 1 in a version 2 record", 8, 1},
+      {"size", 10, 127},
+      {"size 96 in a version 2 record", 10, 96},
       {"a data byte (checksum no longer holds)", 40, 0x77},
-      {"the checksum", 93, 0x00},
+      {"a version 2 field (checksum no longer holds)", 100, 0x77},
+      {"the checksum", 125, 0x00},
   }));
   CAPTURE(what);
   Bytes bad = good;
@@ -127,8 +131,13 @@ TEST_CASE("finds the panic message and nmimgr's line in a saved kernel log",
 TEST_CASE("finds the trigger record in dump memory with every format",
           "[unit][trigger]") {
   DumpSpec spec = SampleSpec(v::kDumpZlib);
-  spec.pages[15] = WithRecordAt(Page(4096, 0x33),
-                                Record(0x2c, 0xef, NMIMGR_TYPE_SERR, 3), 2048);
+  spec.pages[15] = Page(4096, 0x33);
+  RecordSpec serr;
+  serr.raw = 0x2c;
+  serr.mask = 0xef;
+  serr.type = NMIMGR_TYPE_SERR;
+  serr.cpu = 3;
+  PlaceRecord(spec, 15, 2048, serr);
   // A copy that never fired (the module image in the page cache).
   spec.pages[16] =
       WithRecordAt(Page(4096, 0x34), Record(0, 0xcf, 0, 0, 0, /*flags=*/0), 64);
@@ -149,6 +158,8 @@ TEST_CASE("finds the trigger record in dump memory with every format",
   CHECK(rec.cpu == 3);
   CHECK(rec.pfn == 15);
   CHECK(rec.page_offset == 2048);
+  CHECK(rec.paddr == 15 * 4096 + 2048);
+  CHECK(rec.bound());
   CHECK(r.trigger.magic_hits == 2);
   auto j = v::DumpToJson(r);
   CHECK(j["trigger"]["nmimgr"] == true);
@@ -157,9 +168,12 @@ TEST_CASE("finds the trigger record in dump memory with every format",
   CHECK(j["trigger"]["nmi_type"] == "serr");
 }
 
-TEST_CASE("finds a record that crosses into the physically next page",
-          "[unit][trigger]") {
-  Bytes rec = Record(0x21, 0xcf, NMIMGR_TYPE_UNKNOWN, 1);
+TEST_CASE(
+    "finds a version 1 record that crosses into the physically next page",
+    "[unit][trigger]") {
+  // Version 2 records are 128-aligned and never cross; version 1 ones are
+  // 8-aligned only.
+  Bytes rec = RecordV1(0x21, 0xcf, NMIMGR_TYPE_UNKNOWN, 1);
   DumpSpec spec;
   spec.max_mapnr = 16;
   spec.codec = v::kDumpLzo;
@@ -240,11 +254,13 @@ TEST_CASE(
   spec.codec = v::kDumpZlib;
   for (uint64_t p = 0; p < 3000; ++p)
     spec.pages[p] = Page(4096, static_cast<uint8_t>(p % 251 + 1));
-  spec.pages[300] = WithRecordAt(
-      spec.pages[300], Record(0x21, 0xcf, NMIMGR_TYPE_UNKNOWN, 0), 800);
+  PlaceRecord(spec, 300, 896);
   // A second, distinct record far later: never part of a non-deep report.
-  spec.pages[2900] = WithRecordAt(
-      spec.pages[2900], Record(0x31, 0xcf, NMIMGR_TYPE_UNKNOWN, 1, 5), 16);
+  RecordSpec later;
+  later.raw = 0x31;
+  later.cpu = 1;
+  later.real_ns = 5;
+  PlaceRecord(spec, 2900, 16, later);
   Layout lay;
   Bytes dump = BuildKdump(spec, &lay);
   // Garbage in the data of the page at pfn 700 (batch 2).
