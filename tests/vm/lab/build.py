@@ -36,8 +36,9 @@ def build_module(kernel: Kernel, src_dir=None, name=None, *, w1=False,
     dest = cache_dir() / "build" / kernel.kver / name
     shutil.rmtree(dest, ignore_errors=True)
     shutil.copytree(src, dest, ignore=_IGNORE, symlinks=True)
+    # NMIMGR_MODULE_DIR: where lab modules find module/nmimgr_record.h
     cmd = ["make", "-C", str(kernel.headers), f"M={dest}", f"CC={kernel.cc()}",
-           f"-j{os.cpu_count() or 1}"]
+           f"NMIMGR_MODULE_DIR={REPO_DIR / 'module'}", f"-j{os.cpu_count() or 1}"]
     if w1:
         cmd.append("W=1")
     cmd += [*extra_args, "modules"]
