@@ -8,6 +8,7 @@ names the NMI; cut or flagged copies are called incomplete."""
 import json
 import lzma
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -72,7 +73,10 @@ def check(*args, expect=None):
 
 @pytest.fixture(scope="module")
 def dumps(request, tmp_path_factory):
-    """One nmimgr NMI panic, dumped in every format; returns (dir, panic code)."""
+    """One nmimgr NMI panic, dumped in every format.
+
+    Returns (dir, (raw code, mask in force, record nonce or None)) as the
+    panic line in the dump's log gives them."""
     if "6.1" not in selected_kernels(request.config):
         pytest.skip("6.1 not selected (--vm-kernels)")
     kernel = kernels.fetch("6.1")
@@ -94,17 +98,33 @@ def dumps(request, tmp_path_factory):
     with open(out / "f.flat", "rb") as src, lzma.open(out / "f.flat.xz", "wb",
                                                      preset=1) as dst:
         shutil.copyfileobj(src, dst, 1 << 20)
-    m = ng.PANIC_LINE.search((out / "dmesg.txt").read_text(errors="replace"))
+    log = (out / "dmesg.txt").read_text(errors="replace")
+    m = ng.PANIC_LINE.search(log)
     assert m, "no nmimgr panic line in the dump's log"
-    return out, int(m.group(1), 16)
+    # the module's version 2 line goes on: code=0x.. record=<nonce>
+    nonce = re.search(r"mask=0x[0-9a-f]{2} code=0x[0-9a-f]{2} record=([0-9a-f]{16})",
+                      log[m.start():])
+    return out, (int(m.group(1), 16), int(m.group(5), 16),
+                 nonce.group(1) if nonce else None)
 
 
 def assert_names_the_nmi(dump, code):
+    raw, mask, nonce = code
     trig = dump["trigger"]
-    assert trig["nmimgr"], trig
-    assert trig["raw_code"]["value"] == code
-    assert trig["masked_code"]["value"] == code & 0xcf
+    assert trig["nmimgr"] and trig["triggered_by_nmimgr"], trig
+    assert not trig["during_other_panic"]
+    assert trig["raw_code"]["value"] == raw
+    assert trig["masked_code"]["value"] == raw & mask
+    assert trig["event_mask"]["value"] == mask
     assert trig["nmi_type"] == "unknown" and trig["cpu"] == 0
+    assert trig["records_rejected"] == [], trig["records_rejected"]
+    if nonce is not None:
+        # a version 2 module: the record is bound to this dump in every way
+        rec = trig["record"]
+        assert rec["version"] == 2 and rec["bound"], rec
+        assert rec["nonce"] == nonce and rec["phys"] == rec["paddr"]
+        assert rec["binding"] == dict(rec["binding"], phys="match", crash_time="match",
+                                      boot_epoch="match", nonce="match"), rec["binding"]
 
 
 @pytest.mark.parametrize("name", sorted(FORMATS))

@@ -268,10 +268,9 @@ void ChooseTrigger(TriggerReport& t) {
     }
   }
   const TriggerRecord* rec = t.record();
-  t.during_other_panic =
-      (rec && rec->panic_under_way()) ||
-      (t.nmimgr() && t.panic_message &&
-       !IsNmimgrPanicMessage(*t.panic_message));
+  t.during_other_panic = (rec && rec->panic_under_way()) ||
+                         (t.nmimgr() && t.panic_message &&
+                          !IsNmimgrPanicMessage(*t.panic_message));
 }
 
 const char* VerdictName(Verdict v) {

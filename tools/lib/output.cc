@@ -92,34 +92,33 @@ json RecordJson(const TriggerRecord& r) {
       {"phys", v2 ? json(r.phys) : json(nullptr)},
       {"nonce", v2 ? json(Hex64(r.nonce)) : json(nullptr)},
       {"oops_depth", v2 ? json(r.oops_depth) : json(nullptr)},
-      {"confirm", v2 && r.confirm_max_ms
-                      ? json{{"monotonic_ns", r.confirm_ns},
-                             {"min_ms", r.confirm_min_ms},
-                             {"max_ms", r.confirm_max_ms}}
-                      : json(nullptr)},
+      {"confirm", v2 && r.confirm_max_ms ? json{{"monotonic_ns", r.confirm_ns},
+                                                {"min_ms", r.confirm_min_ms},
+                                                {"max_ms", r.confirm_max_ms}}
+                                         : json(nullptr)},
       {"binding", v2 ? BindingJson(r.binding) : json(nullptr)}};
   return j;
 }
 
 json RejectedJson(const TriggerRecord& r) {
-  return {{"version", r.version},
-          {"pfn", r.pfn},
-          {"page_offset", r.page_offset},
-          {"paddr", r.paddr},
-          {"phys", r.version == NMIMGR_RECORD_VERSION ? json(r.phys)
-                                                       : json(nullptr)},
-          {"nonce", r.version == NMIMGR_RECORD_VERSION ? json(Hex64(r.nonce))
-                                                        : json(nullptr)},
-          {"raw_code", Code(r.raw_code)},
-          {"cpu", r.cpu},
-          {"realtime_ns", r.real_ns},
-          {"realtime", RealTime(r.real_ns)},
-          {"boottime_ns", r.boot_ns},
-          {"reason", r.binding.reject_code},
-          {"message", r.binding.reject_message},
-          {"binding", r.version == NMIMGR_RECORD_VERSION
-                          ? BindingJson(r.binding)
-                          : json(nullptr)}};
+  return {
+      {"version", r.version},
+      {"pfn", r.pfn},
+      {"page_offset", r.page_offset},
+      {"paddr", r.paddr},
+      {"phys",
+       r.version == NMIMGR_RECORD_VERSION ? json(r.phys) : json(nullptr)},
+      {"nonce", r.version == NMIMGR_RECORD_VERSION ? json(Hex64(r.nonce))
+                                                   : json(nullptr)},
+      {"raw_code", Code(r.raw_code)},
+      {"cpu", r.cpu},
+      {"realtime_ns", r.real_ns},
+      {"realtime", RealTime(r.real_ns)},
+      {"boottime_ns", r.boot_ns},
+      {"reason", r.binding.reject_code},
+      {"message", r.binding.reject_message},
+      {"binding", r.version == NMIMGR_RECORD_VERSION ? BindingJson(r.binding)
+                                                     : json(nullptr)}};
 }
 
 // The trigger as the report states it: the chosen record when there is one,
@@ -164,14 +163,13 @@ json TriggerJson(const TriggerReport& t) {
   std::string missing = b.Missing();
   j["binding"] = {
       {"crash_time_epoch", Opt(b.crash_time)},
-      {"uptime_seconds",
-       b.uptime_ns ? json(static_cast<double>(*b.uptime_ns) / 1e9)
-                   : json(nullptr)},
-      {"uptime_source",
-       b.uptime_ns ? json(b.uptime_source) : json(nullptr)},
-      {"boot_epoch",
-       epoch && *epoch >= 0 ? RealTime(static_cast<uint64_t>(*epoch))
-                            : json(nullptr)},
+      {"uptime_seconds", b.uptime_ns
+                             ? json(static_cast<double>(*b.uptime_ns) / 1e9)
+                             : json(nullptr)},
+      {"uptime_source", b.uptime_ns ? json(b.uptime_source) : json(nullptr)},
+      {"boot_epoch", epoch && *epoch >= 0
+                         ? RealTime(static_cast<uint64_t>(*epoch))
+                         : json(nullptr)},
       {"boot_epoch_ns", Opt(epoch)},
       {"tolerance_seconds",
        epoch ? json(static_cast<double>(b.ToleranceNs()) / 1e9)
@@ -211,10 +209,11 @@ std::string TriggerCell(const TriggerReport& t) {
   const TriggerRecord* rec = t.record();
   std::string what;
   if (rec) {
-    what = fmt::format("nmimgr {:#04x}&{:#04x}={:#04x} {} cpu{} (record v{}, {}",
-                       rec->raw_code, rec->event_mask, rec->masked_code,
-                       nmimgr_type_name(rec->nmi_type), rec->cpu,
-                       rec->version, rec->bound() ? "bound" : "not bound");
+    what =
+        fmt::format("nmimgr {:#04x}&{:#04x}={:#04x} {} cpu{} (record v{}, {}",
+                    rec->raw_code, rec->event_mask, rec->masked_code,
+                    nmimgr_type_name(rec->nmi_type), rec->cpu, rec->version,
+                    rec->bound() ? "bound" : "not bound");
     if (rec->confirmed()) what += ", confirmed";
     if (rec->oops_under_way()) what += ", oops under way";
     what += ")";
@@ -250,18 +249,20 @@ std::vector<std::string> TriggerNotes(const TriggerReport& t) {
           "record v{} at pfn {} offset {}: version 1, not bound to this dump",
           rec->version, rec->pfn, rec->page_offset));
     else if (std::string m = t.binding.Missing(); !m.empty())
-      notes.push_back(fmt::format(
-          "record at pfn {} offset {}: not checked by time: {}", rec->pfn,
-          rec->page_offset, m));
+      notes.push_back(
+          fmt::format("record at pfn {} offset {}: not checked by time: {}",
+                      rec->pfn, rec->page_offset, m));
     if (rec->panic_under_way())
-      notes.push_back("the record says nmi_panic() returned: another panic "
-                      "was already under way");
+      notes.push_back(
+          "the record says nmi_panic() returned: another panic "
+          "was already under way");
     if (rec->oops_under_way())
       notes.push_back(fmt::format(
           "the record says an oops or panic was under way when it fired "
           "(oops_in_progress {})",
           rec->oops_depth));
-    if (rec->confirmed()) notes.push_back("the panic was confirmed by a second NMI");
+    if (rec->confirmed())
+      notes.push_back("the panic was confirmed by a second NMI");
   }
   return notes;
 }

@@ -83,12 +83,12 @@ bool TriggerRecord::panic_under_way() const {
          (flags & NMIMGR_RECORD_PANIC_UNDER_WAY);
 }
 bool TriggerRecord::confirmed() const {
-  return version == NMIMGR_RECORD_VERSION &&
-         (flags & NMIMGR_RECORD_CONFIRMED);
+  return version == NMIMGR_RECORD_VERSION && (flags & NMIMGR_RECORD_CONFIRMED);
 }
 
 std::optional<TriggerRecord> ParseRecord(std::span<const uint8_t> bytes) {
-  constexpr size_t kHeader = NMIMGR_RECORD_MAGIC_LEN + 4;  // magic, version, size
+  // Magic, version and size: enough to know how long the record is.
+  constexpr size_t kHeader = NMIMGR_RECORD_MAGIC_LEN + 4;
   if (bytes.size() < kHeader) return std::nullopt;
   if (std::memcmp(bytes.data(), NMIMGR_RECORD_MAGIC, NMIMGR_RECORD_MAGIC_LEN))
     return std::nullopt;
@@ -161,8 +161,7 @@ std::optional<PanicLine> ParsePanicLine(std::string_view s) {
   // run on into unrelated bytes ("mask=0xcfcf"), so read no more.
   auto hex = [&s](size_t digits, auto& out) {
     std::string_view d = s.substr(0, digits);
-    if (d.size() != digits ||
-        !std::all_of(d.begin(), d.end(), [](char c) {
+    if (d.size() != digits || !std::all_of(d.begin(), d.end(), [](char c) {
           return std::isdigit(static_cast<unsigned char>(c)) ||
                  (c >= 'a' && c <= 'f');
         }))
@@ -288,19 +287,17 @@ void BindRecord(TriggerRecord& r, const BindingContext& ctx) {
   if (r.version != NMIMGR_RECORD_VERSION) return;  // version 1: not bound
   b.phys = r.phys == r.paddr ? Check::kMatch : Check::kMismatch;
   if (ctx.crash_time) {
-    __int128 limit =
-        (static_cast<__int128>(*ctx.crash_time) + 1) * 1000000000;
-    b.crash_time = static_cast<__int128>(r.real_ns) <= limit
-                       ? Check::kMatch
-                       : Check::kMismatch;
+    __int128 limit = (static_cast<__int128>(*ctx.crash_time) + 1) * 1000000000;
+    b.crash_time = static_cast<__int128>(r.real_ns) <= limit ? Check::kMatch
+                                                             : Check::kMismatch;
   }
   __int128 diff = 0;
   if (std::optional<int64_t> dump = ctx.BootEpochNs()) {
     __int128 by_boot = static_cast<__int128>(r.real_ns) - r.boot_ns - *dump;
     __int128 by_mono = static_cast<__int128>(r.real_ns) - r.mono_ns - *dump;
     diff = Abs(by_boot) <= Abs(by_mono) ? by_boot : by_mono;
-    b.boot_epoch_diff_ns = static_cast<int64_t>(
-        std::clamp<__int128>(diff, INT64_MIN, INT64_MAX));
+    b.boot_epoch_diff_ns =
+        static_cast<int64_t>(std::clamp<__int128>(diff, INT64_MIN, INT64_MAX));
     b.boot_epoch = Abs(diff) <= static_cast<__int128>(ctx.ToleranceNs())
                        ? Check::kMatch
                        : Check::kMismatch;
@@ -324,8 +321,7 @@ void BindRecord(TriggerRecord& r, const BindingContext& ctx) {
         "uptime {} s from the {} log; tolerance {} s): a record from another "
         "boot",
         Seconds(Abs(diff)), diff < 0 ? "before" : "after", *ctx.crash_time,
-        Seconds(*ctx.uptime_ns), ctx.uptime_source,
-        Seconds(ctx.ToleranceNs()));
+        Seconds(*ctx.uptime_ns), ctx.uptime_source, Seconds(ctx.ToleranceNs()));
   }
 }
 
@@ -442,8 +438,7 @@ std::optional<uint64_t> TriggerScanner::DoneAt() const {
   std::lock_guard lock(mu_);
   std::optional<uint64_t> rec, line;
   for (const auto& h : records_)
-    if (!h.value.binding.rejected())
-      rec = std::min(rec.value_or(h.seq), h.seq);
+    if (!h.value.binding.rejected()) rec = std::min(rec.value_or(h.seq), h.seq);
   if (!rec) return std::nullopt;
   if (!want_log_) return rec;
   for (const auto& h : lines_)

@@ -113,8 +113,8 @@ struct PanicLine {
   uint8_t masked_code = 0;
   std::string nmi_type;
   uint32_t cpu = 0;
-  std::optional<uint8_t> code;     // code=, the new form
-  std::optional<uint64_t> nonce;   // record=
+  std::optional<uint8_t> code;    // code=, the new form
+  std::optional<uint64_t> nonce;  // record=
   bool confirmed = false;
 };
 

@@ -217,8 +217,7 @@ Bytes Page(uint32_t page_size, uint8_t fill, const std::string& text,
 namespace {
 
 // The fields versions 1 and 2 share (offsets 0..87).
-void PutCommon(Bytes& r, uint16_t version, uint16_t size,
-               const RecordSpec& s) {
+void PutCommon(Bytes& r, uint16_t version, uint16_t size, const RecordSpec& s) {
 #define AT(field) offsetof(struct nmimgr_record, field)
   PutStr(r, 0, NMIMGR_RECORD_MAGIC);
   Put(r, AT(version), version, 2);
@@ -289,8 +288,7 @@ Bytes RecordV1(uint8_t raw, uint8_t mask, uint8_t type, uint32_t cpu,
   return r;
 }
 
-void AddCrashLog(DumpSpec& spec, uint64_t uptime_ns,
-                 const std::string& panic) {
+void AddCrashLog(DumpSpec& spec, uint64_t uptime_ns, const std::string& panic) {
   AddPrintkRing(spec, {{1000000, "Linux version " + spec.release},
                        {uptime_ns, "Kernel panic - not syncing: " + panic}});
 }

@@ -100,8 +100,7 @@ TEST_CASE(
   CHECK(j["record"]["binding"]["nonce"] == "match");
   CHECK(j["records_rejected"].empty());
   CHECK(j["binding"]["time_checked"] == true);
-  CHECK(j["binding"]["tolerance_seconds"].get<double>() ==
-        Approx(5.000512));
+  CHECK(j["binding"]["tolerance_seconds"].get<double>() == Approx(5.000512));
   CHECK(j["panic_line"]["record"] == "0123456789abcdef");
   CHECK(Table(r).find("(record v2, bound)") != std::string::npos);
 }
@@ -150,38 +149,38 @@ TEST_CASE("binds records to the dump, and never names a rejected one",
     kSuspended,
     kConfirmedOops,
   };
-  using Row = std::tuple<const char*, Kind, bool, std::string, bool,
-                         std::string>;
+  using Row =
+      std::tuple<const char*, Kind, bool, std::string, bool, std::string>;
   // name, kind, record chosen, reject code, during another panic, source
-  auto [what, kind, chosen, reason, during, source] = GENERATE(table<
-      const char*, Kind, bool, std::string, bool, std::string>({
-      Row{"a bound version 2 record", kBound, true, "", false, "record"},
-      Row{"a version 1 record (read, not bound)", kVersion1, true, "", false,
-          "record"},
-      Row{"a copy at another physical address", kCopy, false, "phys-mismatch",
-          false, "kernel-log:dump-printk"},
-      Row{"a record from a boot three hours earlier", kStale, false,
-          "boot-epoch-mismatch", false, "kernel-log:dump-printk"},
-      Row{"a record newer than the crash time", kLaterThanCrash, false,
-          "later-than-crash", false, "kernel-log:dump-printk"},
-      Row{"a record whose nonce is not the panic line's", kNonceMismatch,
-          false, "nonce-mismatch", false, "kernel-log:dump-printk"},
-      Row{"a record with PANIC_UNDER_WAY", kPanicUnderWay, true, "", true,
-          "record"},
-      Row{"a bound record, but someone else's panic message", kOtherPanic,
-          true, "", true, "record"},
-      Row{"a record of a machine that was suspended (boot epoch by "
-          "CLOCK_MONOTONIC)",
-          kSuspended, true, "", false, "record"},
-      Row{"a confirmed record fired during an oops", kConfirmedOops, true, "",
-          false, "record"},
-  }));
+  auto [what, kind, chosen, reason, during, source] =
+      GENERATE(table<const char*, Kind, bool, std::string, bool, std::string>({
+          Row{"a bound version 2 record", kBound, true, "", false, "record"},
+          Row{"a version 1 record (read, not bound)", kVersion1, true, "",
+              false, "record"},
+          Row{"a copy at another physical address", kCopy, false,
+              "phys-mismatch", false, "kernel-log:dump-printk"},
+          Row{"a record from a boot three hours earlier", kStale, false,
+              "boot-epoch-mismatch", false, "kernel-log:dump-printk"},
+          Row{"a record newer than the crash time", kLaterThanCrash, false,
+              "later-than-crash", false, "kernel-log:dump-printk"},
+          Row{"a record whose nonce is not the panic line's", kNonceMismatch,
+              false, "nonce-mismatch", false, "kernel-log:dump-printk"},
+          Row{"a record with PANIC_UNDER_WAY", kPanicUnderWay, true, "", true,
+              "record"},
+          Row{"a bound record, but someone else's panic message", kOtherPanic,
+              true, "", true, "record"},
+          Row{"a record of a machine that was suspended (boot epoch by "
+              "CLOCK_MONOTONIC)",
+              kSuspended, true, "", false, "record"},
+          Row{"a confirmed record fired during an oops", kConfirmedOops, true,
+              "", false, "record"},
+      }));
   CAPTURE(what);
-  DumpSpec spec = CrashSpec(kind == kOtherPanic ? "sysrq triggered crash"
-                            : kind == kNonceMismatch
-                                ? NmimgrPanic(0xfeedfacecafebeefull)
-                            : kind == kConfirmedOops ? NmimgrPanic(kNonce, true)
-                                                     : NmimgrPanic());
+  DumpSpec spec =
+      CrashSpec(kind == kOtherPanic      ? "sysrq triggered crash"
+                : kind == kNonceMismatch ? NmimgrPanic(0xfeedfacecafebeefull)
+                : kind == kConfirmedOops ? NmimgrPanic(kNonce, true)
+                                         : NmimgrPanic());
   RecordSpec rs;
   switch (kind) {
     case kCopy:
@@ -238,8 +237,7 @@ TEST_CASE("binds records to the dump, and never names a rejected one",
   }
   const std::string table = Table(r);
   if (during)
-    CHECK(table.find("nmimgr fired during another panic") !=
-          std::string::npos);
+    CHECK(table.find("nmimgr fired during another panic") != std::string::npos);
   if (kind == kVersion1) {
     CHECK(j["record"]["version"] == 1);
     CHECK(j["record"]["bound"] == false);
@@ -381,9 +379,9 @@ TEST_CASE(
     CHECK(r.trigger.record()->binding.boot_epoch == Check::kMatch);
   }
   SECTION("the log is of a kernel up for a day: the record is stale") {
-    auto r = CheckBytes(BuildKdump(spec), "vmcore", ScanOpts(),
-                        "[86400.000000] Kernel panic - not syncing: " +
-                            NmimgrPanic() + "\n");
+    auto r = CheckBytes(
+        BuildKdump(spec), "vmcore", ScanOpts(),
+        "[86400.000000] Kernel panic - not syncing: " + NmimgrPanic() + "\n");
     CHECK_FALSE(r.trigger.record());
     REQUIRE(r.trigger.records.size() == 1);
     CHECK(r.trigger.records[0].binding.reject_code == "boot-epoch-mismatch");
@@ -412,12 +410,12 @@ TEST_CASE("allows the boot epoch tolerance and no more",
   rec.version = NMIMGR_RECORD_VERSION;
   rec.boot_ns = ctx.uptime_ns.value();
   rec.mono_ns = rec.boot_ns;
-  rec.real_ns = static_cast<uint64_t>(epoch + offset_s * 1000000000ll) +
-                rec.boot_ns;
+  rec.real_ns =
+      static_cast<uint64_t>(epoch + offset_s * 1000000000ll) + rec.boot_ns;
   rec.phys = rec.paddr = 0x1000;
   v::BindRecord(rec, ctx);
-  CHECK(rec.binding.crash_time == (offset_s <= 1 ? Check::kMatch
-                                                  : Check::kMismatch));
+  CHECK(rec.binding.crash_time ==
+        (offset_s <= 1 ? Check::kMatch : Check::kMismatch));
   CHECK((rec.binding.boot_epoch == Check::kMatch) == ok);
 }
 

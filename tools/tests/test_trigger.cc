@@ -168,9 +168,8 @@ TEST_CASE("finds the trigger record in dump memory with every format",
   CHECK(j["trigger"]["nmi_type"] == "serr");
 }
 
-TEST_CASE(
-    "finds a version 1 record that crosses into the physically next page",
-    "[unit][trigger]") {
+TEST_CASE("finds a version 1 record that crosses into the physically next page",
+          "[unit][trigger]") {
   // Version 2 records are 128-aligned and never cross; version 1 ones are
   // 8-aligned only.
   Bytes rec = RecordV1(0x21, 0xcf, NMIMGR_TYPE_UNKNOWN, 1);
