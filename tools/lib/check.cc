@@ -314,7 +314,7 @@ int Run(const Options& opts, std::ostream& out, std::ostream& err) {
   Discovery disc = Discover(opts.paths);
   int status = 0;
   for (const auto& e : disc.errors) {
-    err << "nmimgr-vmcore-check: " << e << "\n";
+    err << "nmimgr-vmcore-check: " << TerminalText(e) << "\n";
     status = 2;
   }
   std::vector<DumpResult> results;
@@ -331,7 +331,7 @@ int Run(const Options& opts, std::ostream& out, std::ostream& err) {
         std::string what = Annotate(r);
         spdlog::debug("{}/nmimgr.json {}", r.set.dir, what);
       } catch (const IoError& e) {
-        err << "nmimgr-vmcore-check: " << e.what() << "\n";
+        err << "nmimgr-vmcore-check: " << TerminalText(e.what()) << "\n";
         status = 2;
       }
     }
@@ -340,8 +340,8 @@ int Run(const Options& opts, std::ostream& out, std::ostream& err) {
     err << "nmimgr-vmcore-check: no dumps found\n";
   if (opts.json)
     out << ReportToJson(results, disc.errors, status)
-                   .dump(2, ' ', false, nlohmann::json::error_handler_t::replace)
-            << "\n";
+               .dump(2, ' ', false, nlohmann::json::error_handler_t::replace)
+        << "\n";
   else if (!opts.quiet)
     PrintTable(results, out);
   return status;

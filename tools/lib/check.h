@@ -86,7 +86,13 @@ nlohmann::json DumpToJson(const DumpResult& r);
 nlohmann::json ReportToJson(const std::vector<DumpResult>& results,
                             const std::vector<std::string>& errors,
                             int exit_status);
-// The default table.
+// `s` made safe for a terminal: each control character (C0, DEL, C1), line
+// separator, zero-width or bidirectional control and each byte that is not
+// well-formed UTF-8 is written as \xNN or \u{NNNN}, and a backslash as \\,
+// so no escape sequence in dump-derived text or a file name reaches the
+// terminal and the text can be read back unambiguously.
+std::string TerminalText(std::string_view s);
+// The default table; every dump-derived string passes TerminalText.
 void PrintTable(const std::vector<DumpResult>& results, std::ostream& out);
 
 // Writes <dir>/nmimgr.json for `r`: to a temporary file in the same

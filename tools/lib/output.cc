@@ -271,7 +271,68 @@ std::string Rel(const std::string& path, const std::string& dir) {
   return std::filesystem::path(path).lexically_relative(dir).string();
 }
 
+// The length of the well-formed UTF-8 sequence at s[i] (1 to 4), or 0.
+size_t Utf8Len(std::string_view s, size_t i) {
+  const auto b = [&](size_t k) { return static_cast<uint8_t>(s[i + k]); };
+  const auto cont = [&](size_t k) {
+    return i + k < s.size() && (b(k) & 0xc0) == 0x80;
+  };
+  uint8_t c = b(0);
+  if (c < 0x80) return 1;
+  if (c >= 0xc2 && c <= 0xdf) return cont(1) ? 2 : 0;
+  if (c >= 0xe0 && c <= 0xef) {
+    if (!cont(1) || !cont(2)) return 0;
+    if (c == 0xe0 && b(1) < 0xa0) return 0;   // overlong
+    if (c == 0xed && b(1) >= 0xa0) return 0;  // surrogate
+    return 3;
+  }
+  if (c >= 0xf0 && c <= 0xf4) {
+    if (!cont(1) || !cont(2) || !cont(3)) return 0;
+    if (c == 0xf0 && b(1) < 0x90) return 0;
+    if (c == 0xf4 && b(1) >= 0x90) return 0;
+    return 4;
+  }
+  return 0;
+}
+
 }  // namespace
+
+std::string TerminalText(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size();) {
+    size_t n = Utf8Len(s, i);
+    if (n == 0) {  // not UTF-8: the byte, escaped
+      out += fmt::format("\\x{:02x}", static_cast<uint8_t>(s[i]));
+      ++i;
+      continue;
+    }
+    uint32_t cp = 0;
+    if (n == 1) {
+      cp = static_cast<uint8_t>(s[i]);
+    } else {
+      cp = static_cast<uint8_t>(s[i]) & (0x7f >> n);
+      for (size_t k = 1; k < n; ++k)
+        cp = (cp << 6) | (static_cast<uint8_t>(s[i + k]) & 0x3f);
+    }
+    if (cp == '\\') {
+      out += "\\\\";
+    } else if (cp < 0x20 || cp == 0x7f) {
+      out += fmt::format("\\x{:02x}", cp);
+    } else if ((cp >= 0x80 && cp <= 0x9f) || cp == 0x061c ||
+               (cp >= 0x200b && cp <= 0x200f) ||
+               (cp >= 0x2028 && cp <= 0x202e) ||
+               (cp >= 0x2060 && cp <= 0x206f) || cp == 0xfeff) {
+      // C1 controls (0x9b is CSI on some terminals), line separators,
+      // zero-width and bidirectional controls that reorder what follows.
+      out += fmt::format("\\u{{{:04x}}}", cp);
+    } else {
+      out.append(s.substr(i, n));
+    }
+    i += n;
+  }
+  return out;
+}
 
 json DumpToJson(const DumpResult& r) {
   const DumpFacts& f = r.facts;
@@ -345,14 +406,14 @@ void PrintTable(const std::vector<DumpResult>& results, std::ostream& out) {
     if (!r.outer.empty()) format += "+" + r.outer;
     if (r.set.split) format += "/split";
     std::string trigger = TriggerCell(r.trigger);
-    rows.push_back({name, format, VerdictName(r.verdict),
-                    f.kernel_release.empty() ? "-" : f.kernel_release,
-                    f.crash_time ? IsoTime(*f.crash_time) : "-",
-                    f.dump_level ? std::to_string(*f.dump_level) : "-",
-                    f.compression.empty() ? "-" : f.compression,
-                    std::to_string(f.pages_dumped),
-                    std::to_string(f.pages_excluded),
-                    f.cpus ? std::to_string(*f.cpus) : "-", trigger});
+    rows.push_back(
+        {TerminalText(name), format, VerdictName(r.verdict),
+         f.kernel_release.empty() ? "-" : TerminalText(f.kernel_release),
+         f.crash_time ? IsoTime(*f.crash_time) : "-",
+         f.dump_level ? std::to_string(*f.dump_level) : "-",
+         f.compression.empty() ? "-" : f.compression,
+         std::to_string(f.pages_dumped), std::to_string(f.pages_excluded),
+         f.cpus ? std::to_string(*f.cpus) : "-", TerminalText(trigger)});
   }
   std::vector<size_t> width(rows[0].size(), 0);
   for (const auto& row : rows)
@@ -371,18 +432,20 @@ void PrintTable(const std::vector<DumpResult>& results, std::ostream& out) {
     std::vector<std::string> notes = TriggerNotes(r.trigger);
     if (notes.empty()) continue;
     out << "\n"
-        << (r.set.files.size() == 1 ? r.set.files.front() : r.set.dir)
+        << TerminalText(r.set.files.size() == 1 ? r.set.files.front()
+                                                : r.set.dir)
         << ": trigger\n";
-    for (const std::string& n : notes) out << "  " << n << "\n";
+    for (const std::string& n : notes) out << "  " << TerminalText(n) << "\n";
   }
   for (const auto& r : results) {
     if (r.findings.all().empty()) continue;
     out << "\n"
-        << (r.set.files.size() == 1 ? r.set.files.front() : r.set.dir) << ": "
-        << VerdictName(r.verdict) << "\n";
+        << TerminalText(r.set.files.size() == 1 ? r.set.files.front()
+                                                : r.set.dir)
+        << ": " << VerdictName(r.verdict) << "\n";
     for (const Finding& x : r.findings.all())
       out << "  " << SeverityName(x.severity) << " (" << x.code
-          << "): " << x.message << "\n";
+          << "): " << TerminalText(x.message) << "\n";
   }
 }
 

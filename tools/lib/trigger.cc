@@ -211,6 +211,35 @@ bool IsNmimgrPanicMessage(std::string_view message) {
   return message.substr(0, 8) == "nmimgr: ";
 }
 
+// The text of the log record a line starts: after an optional "<6>" level,
+// an optional "[   12.345678] " stamp and an optional "[T123] " / "[C1] "
+// caller id.  A continuation line (indented, no stamp) keeps its leading
+// spaces and so never starts a record's text.
+std::string_view RecordText(std::string_view line) {
+  std::string_view s = line;
+  if (Eat(s, "<")) {
+    size_t gt = s.find('>');
+    if (gt == std::string_view::npos || gt > 4) return line;
+    s.remove_prefix(gt + 1);
+  }
+  if (LineStampNs(line)) {
+    s.remove_prefix(s.find(']') + 1);
+    if (!Eat(s, " ")) return {};
+  }
+  // The caller id, "[%6s]" of "T<pid>" or "C<cpu>".
+  if (Eat(s, "[")) {
+    size_t i = 0;
+    while (i < s.size() && s[i] == ' ') ++i;
+    size_t d = i + 1;
+    if (i >= s.size() || (s[i] != 'T' && s[i] != 'C')) return {};
+    while (d < s.size() && std::isdigit(static_cast<unsigned char>(s[d]))) ++d;
+    if (d == i + 1 || d + 1 >= s.size() || s[d] != ']' || s[d + 1] != ' ')
+      return {};
+    s.remove_prefix(d + 2);
+  }
+  return s;
+}
+
 KernelLogFacts ScanKernelLog(std::string_view text) {
   KernelLogFacts f;
   size_t pos = 0;
@@ -219,29 +248,22 @@ KernelLogFacts ScanKernelLog(std::string_view text) {
     if (eol == std::string_view::npos) eol = text.size();
     std::string_view line = text.substr(pos, eol - pos);
     pos = eol + 1;
-    if (auto ns = LineStampNs(line))
-      f.last_log_ns = std::max(f.last_log_ns.value_or(0), *ns);
-    if (size_t at = line.find(kLinePrefix); at != std::string_view::npos) {
-      // "Kernel panic - not syncing: nmimgr: ..." and the handler's own
-      // line both match; either will do.
-      if (auto p = ParsePanicLine(line.substr(at))) f.nmimgr = p;
+    std::optional<uint64_t> stamp = LineStampNs(line);
+    if (stamp) f.last_log_ns = std::max(f.last_log_ns.value_or(0), *stamp);
+    // Only the kernel's panic line counts, at the start of a record's text:
+    // "Kernel panic - not syncing: nmimgr: panic on NMI event ...".  A line
+    // that quotes it elsewhere (a shell echo, a log forwarder) is not it.
+    std::string_view rec = RecordText(line);
+    if (!Eat(rec, kPanicPrefix)) continue;
+    if (rec.substr(0, kLinePrefix.size()) == kLinePrefix) {
+      if (auto p = ParsePanicLine(rec)) f.nmimgr = p;
     }
-    if (size_t at = line.find(kPanicPrefix); at != std::string_view::npos) {
-      std::string msg(line.substr(at + kPanicPrefix.size()));
-      while (!msg.empty() && (msg.back() == '\r' || msg.back() == ' '))
-        msg.pop_back();
-      f.panic_message = ValidUtf8(msg);
-      f.panic_log_time.reset();
-      // "[   12.345678] Kernel panic ..." (dmesg, vmcore-dmesg.txt).
-      size_t lb = line.find('['), rb = line.find(']');
-      if (lb != std::string_view::npos && rb != std::string_view::npos &&
-          lb < rb && rb < at) {
-        std::string ts(line.substr(lb + 1, rb - lb - 1));
-        char* end = nullptr;
-        double t = std::strtod(ts.c_str(), &end);
-        if (end && *end == '\0' && end != ts.c_str()) f.panic_log_time = t;
-      }
-    }
+    std::string msg(rec);
+    while (!msg.empty() && (msg.back() == '\r' || msg.back() == ' '))
+      msg.pop_back();
+    f.panic_message = ValidUtf8(msg);
+    f.panic_log_time.reset();
+    if (stamp) f.panic_log_time = static_cast<double>(*stamp) / 1e9;
   }
   return f;
 }
@@ -412,24 +434,36 @@ void TriggerScanner::ScanText(uint64_t seq, uint64_t pfn,
       from = at + 1;
     }
   };
-  find_all(kLinePrefix, [&](std::string_view text, bool clean) {
-    if (auto p = ParsePanicLine(text)) {
-      std::lock_guard lock(mu_);
-      lines_.push_back({seq, pfn, clean, *p});
-    }
-  });
+  const uint8_t* base = buf.data();
   find_all(kPanicPrefix, [&](std::string_view text, bool clean) {
+    // The kernel's panic line, not a quote of it: what comes before it
+    // (spaces skipped) is not running text.  In the 5.10+ ring a record's
+    // text follows its 8-byte id, whose top byte is 0x3f ('?': the state
+    // bits masked off) or 0; in the older log_buf it follows the
+    // level/flags byte; a rendered copy has its "[   42.1]" stamp (or
+    // caller id) before it.
+    size_t at = static_cast<size_t>(
+        reinterpret_cast<const uint8_t*>(text.data()) - base);
+    while (at > 0 && base[at - 1] == ' ') --at;
+    if (at > 0) {
+      uint8_t b = base[at - 1];
+      if (Printable(b) && b != '?' && b != ']') return;
+    }
     std::string_view msg = text.substr(kPanicPrefix.size());
     // Skip the format string in the kernel image ("%s") and empty text.
     if (msg.empty() || msg[0] == '%') return;
     std::string text_msg(msg);
     // nmimgr's own message has a fixed form: render it from its fields, so
     // bytes that follow the text in memory cannot leak into it.
-    if (auto p = ParsePanicLine(msg)) {
+    std::optional<PanicLine> p;
+    if (msg.substr(0, kLinePrefix.size()) == kLinePrefix)
+      p = ParsePanicLine(msg);
+    std::lock_guard lock(mu_);
+    if (p) {
+      lines_.push_back({seq, pfn, clean, *p});
       text_msg = FormatPanicLine(*p);
       clean = true;
     }
-    std::lock_guard lock(mu_);
     messages_.push_back({seq, pfn, clean, std::move(text_msg)});
   });
 }
