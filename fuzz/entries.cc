@@ -324,6 +324,7 @@ const std::vector<Target>& Targets() {
       {"kernel-log", FuzzKernelLog, "printk ring buffer reader"},
       {"trigger", FuzzTrigger, "panic line, kernel log and record scanner"},
       {"dump", FuzzDump, "CheckDump on one file, with JSON output"},
+      {"policy", FuzzPolicy, "module policy and list parsers, formats, compile"},
   };
   return targets;
 }

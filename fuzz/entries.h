@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 //
 // The fuzz entries: one function per reader or parser of nmimgr_vmcore that
-// takes bytes from a file.  Each libFuzzer target calls one of them, and the
+// takes bytes from a file, and one for the module's policy core
+// (module/policy.c).  Each libFuzzer target calls one of them, and the
 // replay test (bench/CMakeLists.txt, nmimgr-fuzz-replay) runs every input
 // kept in fuzz/corpus/<target>/ through the same function in a normal build.
 //
@@ -39,7 +40,15 @@ const Target* FindTarget(std::string_view name);
 //             kKernelLogMemBase (the builder's phys_base, pfn 40).
 // trigger:    kernel log text, also scanned as raw 4 KiB pages for records
 //             and panic lines in memory.
+// policy:     a string for every parser of module/policy.c (a NUL ends it);
+//             the same bytes also make up a policy: 32 per list as a bit
+//             set, then mask, dry_run and the confirmation window
+//             (policy_entry.cc).
 inline constexpr uint64_t kKernelLogMemBase = 40 * 4096;
+
+// The policy core's entry (policy_entry.cc): it needs only module/policy.c,
+// not the library.
+void FuzzPolicy(const uint8_t* data, size_t size);
 
 }  // namespace nmimgr::fuzz
 

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 //
 // nmimgr-fuzz-seeds DIR: writes small seed inputs for every fuzz target into
-// DIR/<target>/, built with the test tree's dump builder
-// (tools/tests/dump_builder.h).
+// DIR/<target>/: dumps built with the test tree's dump builder
+// (tools/tests/dump_builder.h), and policy strings.
 #include <sys/stat.h>
 
 #include <cstdio>
@@ -159,5 +159,57 @@ int main(int argc, char** argv) {
   Bytes rec = t::Record(0x31, 0xff, 2, 1);
   std::copy(rec.begin(), rec.end(), pages.begin() + 4048);
   Write(dir("trigger"), "crossing-record", pages);
+
+  // policy: policy strings, lists and command lines, and the edges of the
+  // grammar (module/policy.h): ranges, hex, separators, aliases, windows,
+  // values just inside and outside the bounds, the length limit.
+  const std::pair<const char*, std::string> policies[] = {
+      {"default", "ignore= drop= panic= mask=0xc0 dry_run=0 confirm=0"},
+      {"ranges", "ignore=0 drop=13,16-20 panic=0x21,0x30-0x3f\n"},
+      {"separators", "panic=0x21;drop=0-3\tignore=255;;mask=0xC0 "},
+      {"aliases",
+       "events_ignore=1 events_drop=2 events_panic=3 event_mask=0xff"},
+      {"overlap", "ignore=0-63 drop=32-127 panic=0x40,0x80-0xff mask=0xc0"},
+      {"confirm", "panic=0 dry_run=y confirm=1"},
+      {"window", "panic=0x80 confirm=100-600000 dry_run=N"},
+      {"window-bad", "panic=1 confirm=600000-600001"},
+      {"twice", "drop=1 drop=2"},
+      {"reversed", "drop=20-16"},
+      {"out-of-range", "panic=256,0x100,99999999999"},
+      {"bad-mask", "mask=0x40"},
+      {"list", "0,13,16-20,0x21,0X30-0x3F"},
+      {"byte", "0xff"},
+      {"bool", "y\n"},
+      {"cmdline", "root=/dev/sda nmimgr.policy=drop=1 panic=33 quiet"},
+      {"cmdline-split", "nmimgr.events_panic=0 mask=0xc0 confirm=1"},
+      {"cmdline-quoted", "nmimgr.policy=\"drop=1 panic=33\" panic=10"}};
+  for (const auto& [name, text] : policies)
+    Write(dir("policy"), name, Bytes(text.begin(), text.end()));
+  std::string every_other = "drop=0";
+  for (int c = 2; c < 256; c += 2) every_other += "," + std::to_string(c);
+  Write(dir("policy"), "every-other",
+        Bytes(every_other.begin(), every_other.end()));
+  // NMIMGR_MAX_INPUT (1024) characters, with and without the newline that
+  // does not count, and one more.
+  std::string longest = "drop=1";
+  while (longest.size() < 1024) longest += ",1";
+  Write(dir("policy"), "longest", Bytes(longest.begin(), longest.end()));
+  std::string nl = longest + "\n";
+  Write(dir("policy"), "longest-newline", Bytes(nl.begin(), nl.end()));
+  std::string over = "drop=01" + longest.substr(6);
+  Write(dir("policy"), "too-long", Bytes(over.begin(), over.end()));
+  // As a policy of bytes: runs of two codes with one left out in every
+  // list (the longest canonical lists), mask 0xff, dry_run, and a window
+  // of 599999-600000 ms.
+  Bytes wide;
+  for (int l = 0; l < 3; ++l)
+    for (int k = 0; k < 32; ++k) {
+      uint8_t b = 0;
+      for (int i = 0; i < 8; ++i)
+        if ((k * 8 + i + l) % 3 != 2) b |= 1 << i;
+      wide.push_back(b);
+    }
+  Append(wide, {0xff, 0x01, 0x00, 0x09, 0x27, 0xbf, 0x00, 0x09, 0x27, 0xc0});
+  Write(dir("policy"), "wide-bytes", wide);
   return 0;
 }

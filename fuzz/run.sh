@@ -3,9 +3,10 @@
 #
 # fuzz/run.sh [SECONDS] [TARGET...]
 #
-# Builds the libFuzzer targets of nmimgr_vmcore with clang (ASan, UBSan) in
-# a separate build directory, seeds each from small dumps written by the
-# test tree's dump builder, runs each target for SECONDS (default 60), one
+# Builds the libFuzzer targets of nmimgr_vmcore and of the module's policy
+# core with clang (ASan, UBSan) in a separate build directory, seeds each
+# from small dumps written by the test tree's dump builder (policy: policy
+# strings, fuzz/make_seeds.cc), runs each target for SECONDS (default 60), one
 # after another, and copies every crash, leak, out-of-memory or timeout
 # input into fuzz/corpus/<target>/, where nmimgr-fuzz-replay (ctest label
 # unit) runs it on every build: one input per distinct report (the first
@@ -21,7 +22,7 @@ secs=${1:-60}
 src=$(cd "$(dirname "$0")/.." && pwd)
 build=${NMIMGR_FUZZ_BUILD:-/tmp/nmimgr-fuzz-build}
 work=$build/work
-all_targets="elf kdump flattened split outer kernel-log trigger dump"
+all_targets="elf kdump flattened split outer kernel-log trigger dump policy"
 targets=${*:-$all_targets}
 
 cmake -S "$src" -B "$build" -DNMIMGR_BUILD_FUZZ=ON -DNMIMGR_BUILD_TESTS=OFF \
@@ -36,10 +37,11 @@ export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:suppressions=$src/fuzz/
 export ASAN_OPTIONS="detect_leaks=1"
 
 # The line that says what went wrong, without addresses and pids: the
-# sanitizer's report or the escaped exception (numbers dropped: "invalid
-# UTF-8 byte at index 3"), else libFuzzer's.
+# sanitizer's report, the escaped exception (numbers dropped: "invalid
+# UTF-8 byte at index 3") or the broken property (policy_entry.cc), else
+# libFuzzer's.
 signature() {
-  { grep -m 1 -E 'runtime error:|ERROR: (Address|Leak)Sanitizer|what\(\):' "$1" ||
+  { grep -m 1 -E 'runtime error:|ERROR: (Address|Leak)Sanitizer|what\(\):|property failed:' "$1" ||
     grep -m 1 -E 'ERROR: libFuzzer' "$1"; } |
     sed -E 's/==[0-9]+==//; s/0x[0-9a-fA-F]+/ADDR/g; s/ \(pid [0-9]+\)//; s/^ +//
             /what\(\)/ s/[0-9]+/N/g'

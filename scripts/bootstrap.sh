@@ -18,7 +18,7 @@ packages=(
 	dracut-core e2fsprogs xz-utils zstd
 	python3 python3-pytest
 	# cross-checks and lint
-	libkdumpfile-dev python3-libkdumpfile shellcheck
+	libkdumpfile-dev python3-libkdumpfile shellcheck sparse
 )
 
 missing=()
