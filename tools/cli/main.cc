@@ -6,8 +6,11 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/program_options.hpp>
 #include <iostream>
+#include <optional>
+#include <string>
 #include <thread>
 
 #include "check.h"
@@ -31,11 +34,24 @@ constexpr const char* kExit =
     "  2  usage error, or an I/O error (a path or dump could not be read,\n"
     "     nmimgr.json could not be written)\n";
 
+// --threads N: a decimal number from 1 to kMaxScanThreads, nothing else
+// (no sign, no base prefix, no trailing text).
+std::optional<unsigned> ParseThreads(const std::string& s) {
+  if (s.empty() || s.size() > 4) return std::nullopt;
+  unsigned n = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return std::nullopt;
+    n = n * 10 + static_cast<unsigned>(c - '0');
+  }
+  if (n < 1 || n > nmimgr::vmcore::kMaxScanThreads) return std::nullopt;
+  return n;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   nmimgr::vmcore::Options opts;
-  unsigned threads = 0;
+  std::string threads;
   po::options_description desc("options");
   desc.add_options()("help,h", "show this help and exit")(
       "json,j", po::bool_switch(&opts.json),
@@ -49,9 +65,9 @@ int main(int argc, char** argv) {
       "search; the panic line comes from a saved dmesg file only)")(
       "annotate", po::bool_switch(&opts.annotate),
       "write the finding next to each dump as nmimgr.json")(
-      "threads", po::value<unsigned>(&threads),
-      "threads for page decoding (default: all cores)")(
-      "verbose,v", "log what is being done to stderr");
+      "threads", po::value<std::string>(&threads),
+      "threads for page decoding, 1 to 256 (default: all cores, at most "
+      "256)")("verbose,v", "log what is being done to stderr");
   po::options_description hidden;
   hidden.add_options()("path",
                        po::value<std::vector<std::string>>(&opts.paths));
@@ -91,8 +107,21 @@ int main(int argc, char** argv) {
                  "other\n";
     return 2;
   }
-  opts.check.threads =
-      threads ? threads : std::max(1u, std::thread::hardware_concurrency());
+  if (vm.count("threads")) {
+    std::optional<unsigned> n = ParseThreads(threads);
+    if (!n) {
+      std::cerr << "nmimgr-vmcore-check: --threads: expected a number from 1 "
+                   "to "
+                << nmimgr::vmcore::kMaxScanThreads << ", got '"
+                << nmimgr::vmcore::TerminalText(threads) << "'\n"
+                << kUsage;
+      return 2;
+    }
+    opts.check.threads = *n;
+  } else {
+    opts.check.threads = std::clamp(std::thread::hardware_concurrency(), 1u,
+                                    nmimgr::vmcore::kMaxScanThreads);
+  }
   opts.check.progress = !opts.quiet && ::isatty(STDERR_FILENO);
   try {
     return nmimgr::vmcore::Run(opts, std::cout, std::cerr);

@@ -9,6 +9,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <system_error>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -200,7 +201,7 @@ ScanStats ScanPages(DumpReader& reader, uint32_t page_size,
                     Findings& findings) {
   Engine eng(page_size, visitor, opts.deep);
   const uint64_t total = reader.PageCount();
-  unsigned threads = std::max(1u, opts.threads);
+  unsigned threads = std::clamp(opts.threads, 1u, kMaxScanThreads);
   ScanStats stats;
 
   std::mutex mu;
@@ -233,8 +234,15 @@ ScanStats ScanPages(DumpReader& reader, uint32_t page_size,
   };
 
   std::vector<std::thread> pool;
-  if (threads > 1)
-    for (unsigned i = 0; i < threads; ++i) pool.emplace_back(worker);
+  if (threads > 1) {
+    pool.reserve(threads);
+    try {
+      for (unsigned i = 0; i < threads; ++i) pool.emplace_back(worker);
+    } catch (const std::system_error&) {
+      // Out of threads (ulimit -u, memory): go on with those that started.
+    }
+    if (pool.empty()) threads = 1;
+  }
 
   uint64_t batches = 0;
   bool more = false;  // pages were left when the visitor was done

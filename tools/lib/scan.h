@@ -35,7 +35,13 @@ class PageVisitor {
   virtual void Truncate(uint64_t /*seq*/) {}
 };
 
+// The most decoding threads a scan starts; more is clamped to it (more
+// threads than this only add contention on the reader).
+inline constexpr unsigned kMaxScanThreads = 256;
+
 struct ScanOptions {
+  // 0 is taken as 1, more than kMaxScanThreads as kMaxScanThreads; when the
+  // system cannot start as many, the scan runs with those it could start.
   unsigned threads = 1;
   // Decode every page, even after the visitor is done, and check the shared
   // zero page.  Without it the scan stops after the batch in which the

@@ -312,3 +312,13 @@ TEST_CASE("reports a second bitmap that disagrees with the descriptor table",
     CHECK_THAT(Codes(r), Catch::Contains("at or past max_mapnr 32 are set"));
   }
 }
+
+TEST_CASE("clamps an absurd thread count instead of starting that many threads",
+          "[unit][kdump]") {
+  unsigned threads = GENERATE(0u, 1u, v::kMaxScanThreads + 1, 4294967295u);
+  CAPTURE(threads);
+  auto r = CheckBytes(BuildKdump(SampleSpec(v::kDumpZlib)), "vmcore",
+                      ScanOpts(true, threads));
+  CHECK(r.verdict == v::Verdict::kComplete);
+  CHECK(r.scan.pages_decoded > 0);
+}
