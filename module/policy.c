@@ -60,18 +60,26 @@ void nmimgr_codeset_and(struct nmimgr_codeset *out,
 		out->bits[i] = a->bits[i] & b->bits[i];
 }
 
-/* Length of @s without one trailing newline, or SIZE_MAX if too long. */
-static size_t input_len(const char *s)
+/*
+ * Length of @s without one trailing newline, or SIZE_MAX if longer than
+ * @max.
+ */
+static size_t input_len_max(const char *s, size_t max)
 {
 	size_t n = 0;
 
-	while (s[n] && n <= NMIMGR_MAX_INPUT)
+	while (s[n] && n <= max)
 		n++;
 	if (n && s[n - 1] == '\n' && !s[n])
 		n--;
-	if (n > NMIMGR_MAX_INPUT)
+	if (n > max)
 		return (size_t)-1;
 	return n;
+}
+
+static size_t input_len(const char *s)
+{
+	return input_len_max(s, NMIMGR_MAX_INPUT);
 }
 
 static bool is_digit(char c)
@@ -183,12 +191,16 @@ static int parse_list_n(const char *s, size_t end, struct nmimgr_codeset *out,
 	return 0;
 }
 
-static int too_long(char *err, size_t errlen)
+static int too_long_max(char *err, size_t errlen, size_t max)
 {
 	if (err && errlen)
-		snprintf(err, errlen, "value longer than %d characters",
-			 NMIMGR_MAX_INPUT);
+		snprintf(err, errlen, "value longer than %zu characters", max);
 	return -1;
+}
+
+static int too_long(char *err, size_t errlen)
+{
+	return too_long_max(err, errlen, NMIMGR_MAX_INPUT);
 }
 
 int nmimgr_parse_list(const char *s, struct nmimgr_codeset *out,
@@ -426,12 +438,12 @@ int nmimgr_policy_parse(const char *s, struct nmimgr_policy *out,
 		"events_ignore", "events_drop", "events_panic",
 	};
 	struct nmimgr_policy p;
-	size_t end = input_len(s), pos = 0;
+	size_t end = input_len_max(s, NMIMGR_MAX_POLICY_INPUT), pos = 0;
 	unsigned int seen = 0;
 	char sub[NMIMGR_ERR_BUF];
 
 	if (end == (size_t)-1)
-		return too_long(err, errlen);
+		return too_long_max(err, errlen, NMIMGR_MAX_POLICY_INPUT);
 	nmimgr_policy_init(&p);
 	while (pos < end) {
 		size_t tok = pos, eq, vlen, klen;

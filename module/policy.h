@@ -78,6 +78,11 @@ extern "C" {
 #define NMIMGR_LIST_BUF 1024
 /* Enough for any canonical policy string. */
 #define NMIMGR_POLICY_BUF (3 * NMIMGR_LIST_BUF + 64)
+/*
+ * Longest policy string accepted: any canonical form reads back, though
+ * its three lists may together exceed NMIMGR_MAX_INPUT.
+ */
+#define NMIMGR_MAX_POLICY_INPUT (NMIMGR_POLICY_BUF - 1)
 /* Enough for a parse error message. */
 #define NMIMGR_ERR_BUF 128
 
