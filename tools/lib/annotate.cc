@@ -40,10 +40,21 @@ std::optional<std::string> ReadExisting(const std::string& path) {
 
 }  // namespace
 
-std::string Annotate(const DumpResult& r) {
+std::string Annotate(const DumpResult& r,
+                     const std::vector<const DumpResult*>& in_dir) {
   nlohmann::json j = DumpToJson(r);
   j.erase("path");  // the file sits in that directory
   j["schema"] = "nmimgr-vmcore-check/annotation/1";
+  if (in_dir.size() > 1) {
+    // Several dumps share the directory and its one nmimgr.json: it
+    // describes the worst of them, and lists each with its verdict.
+    nlohmann::json all = nlohmann::json::array();
+    for (const DumpResult* d : in_dir) {
+      nlohmann::json e = DumpToJson(*d);
+      all.push_back({{"files", e["files"]}, {"verdict", e["verdict"]}});
+    }
+    j["dumps_in_directory"] = all;
+  }
   // Strings from the dump are valid UTF-8 already (ValidUtf8); replace is
   // the backstop for anything else (a directory name), and is deterministic,
   // so annotating stays idempotent.

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <map>
 #include <memory>
 
 #include "checked.h"
@@ -131,6 +132,10 @@ void ReportHoles(FlattenedSource* flat, DumpResult& r) {
 
 void CheckInto(DumpResult& r, const CheckOptions& opts) {
   const DumpSet& set = r.set;
+  if (!set.missing.empty()) {
+    r.findings.Add(Severity::kIncomplete, "dump-missing", set.missing);
+    return;
+  }
   if (set.name_incomplete)
     r.findings.Add(
         Severity::kIncomplete, "incomplete-name",
@@ -146,7 +151,12 @@ void CheckInto(DumpResult& r, const CheckOptions& opts) {
     std::vector<Source*> srcs;
     std::vector<std::string> names;
     for (const auto& f : set.files) {
-      auto fsrc = std::make_unique<FileSource>(f);
+      std::unique_ptr<Source> fsrc = std::make_unique<FileSource>(f);
+      // A compressed part (dump.1.xz) is read through its decoder.
+      if (OuterKind k = DetectOuter(*fsrc); k != OuterKind::kNone) {
+        fsrc = OpenOuter(std::move(fsrc), k);
+        r.outer = OuterName(k);
+      }
       srcs.push_back(fsrc.get());
       names.push_back(std::filesystem::path(f).filename().string());
       opened.owned.push_back(std::move(fsrc));
@@ -163,6 +173,15 @@ void CheckInto(DumpResult& r, const CheckOptions& opts) {
   if (stream && stream->Truncated())
     r.findings.Add(Severity::kIncomplete, "outer-truncated",
                    stream->TruncationMessage());
+  if (set.split)
+    for (size_t i = 0; i < opened.owned.size(); ++i)
+      if (auto* st = dynamic_cast<StreamSource*>(opened.owned[i].get());
+          st && st->Truncated())
+        r.findings.Add(
+            Severity::kIncomplete, "outer-truncated",
+            fmt::format("{}: {}",
+                        std::filesystem::path(set.files[i]).filename().string(),
+                        st->TruncationMessage()));
 
   // The kernel log: saved next to the dump, else the dump's printk ring
   // buffer, else (below) a text scan of the dump's memory.
@@ -319,17 +338,34 @@ int Run(const Options& opts, std::ostream& out, std::ostream& err) {
   }
   std::vector<DumpResult> results;
   for (const DumpSet& set : disc.dumps) {
-    spdlog::debug("checking {}", set.files.front());
+    spdlog::debug("checking {}", set.dir);
     results.push_back(CheckDump(set, opts.check));
     const DumpResult& r = results.back();
     if (r.verdict == Verdict::kUnreadable)
       status = 2;
     else if (r.verdict != Verdict::kComplete && status == 0)
       status = 1;
-    if (opts.annotate && r.verdict != Verdict::kUnreadable) {
+  }
+  if (opts.annotate) {
+    // One nmimgr.json per directory: with several dumps in it, the worst
+    // one's, so a broken dump is never annotated "complete" by its
+    // neighbour.
+    std::map<std::string, std::vector<const DumpResult*>> by_dir;
+    std::vector<std::string> dirs;
+    for (const DumpResult& r : results) {
+      if (!by_dir.count(r.set.dir)) dirs.push_back(r.set.dir);
+      by_dir[r.set.dir].push_back(&r);
+    }
+    for (const std::string& dir : dirs) {
+      const std::vector<const DumpResult*>& in_dir = by_dir[dir];
+      const DumpResult* worst = in_dir.front();
+      for (const DumpResult* d : in_dir)
+        if (d->verdict > worst->verdict) worst = d;
+      if (in_dir.size() == 1 && worst->verdict == Verdict::kUnreadable)
+        continue;
       try {
-        std::string what = Annotate(r);
-        spdlog::debug("{}/nmimgr.json {}", r.set.dir, what);
+        std::string what = Annotate(*worst, in_dir);
+        spdlog::debug("{}/nmimgr.json {}", dir, what);
       } catch (const IoError& e) {
         err << "nmimgr-vmcore-check: " << TerminalText(e.what()) << "\n";
         status = 2;

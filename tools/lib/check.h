@@ -98,8 +98,12 @@ void PrintTable(const std::vector<DumpResult>& results, std::ostream& out);
 // Writes <dir>/nmimgr.json for `r`: to a temporary file in the same
 // directory, then rename(2), which replaces a symbolic link at the final
 // name instead of following it.  Leaves an identical file untouched.
-// Returns "written", "unchanged"; throws IoError.
-std::string Annotate(const DumpResult& r);
+// When the directory holds several dumps (`in_dir`, `r` among them), `r`
+// must be the worst of them and the file lists each with its verdict
+// under "dumps_in_directory".  Returns "written", "unchanged"; throws
+// IoError.
+std::string Annotate(const DumpResult& r,
+                     const std::vector<const DumpResult*>& in_dir = {});
 
 struct Options {
   std::vector<std::string> paths;

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <regex>
 #include <tuple>
 
@@ -83,6 +84,37 @@ bool LooksLikeDump(const fs::path& p) {
   }
 }
 
+// The split identity of a kdump-compressed file, read through its outer
+// compression (dump.1.xz): only the first header blocks are decoded.
+std::optional<SplitIdentity> IdentityOf(const std::string& path) {
+  try {
+    auto src = std::make_unique<FileSource>(path);
+    if (OuterKind k = DetectOuter(*src); k != OuterKind::kNone) {
+      auto stream = OpenOuter(std::move(src), k);
+      return ReadSplitIdentity(*stream);
+    }
+    return ReadSplitIdentity(*src);
+  } catch (const std::exception&) {
+    return std::nullopt;  // Unreadable: the check reports it.
+  }
+}
+
+// What stands where a dump should be, when it is not a regular file:
+// "a FIFO", "a dangling symbolic link", ...; empty for a regular file or a
+// directory.
+std::string NotAFile(const fs::path& p) {
+  struct stat lst, st;
+  if (::lstat(p.c_str(), &lst) != 0) return {};
+  if (S_ISLNK(lst.st_mode) && ::stat(p.c_str(), &st) != 0)
+    return "a dangling symbolic link";
+  if (::stat(p.c_str(), &st) != 0) return {};
+  if (S_ISFIFO(st.st_mode)) return "a FIFO";
+  if (S_ISCHR(st.st_mode)) return "a character device";
+  if (S_ISBLK(st.st_mode)) return "a block device";
+  if (S_ISSOCK(st.st_mode)) return "a socket";
+  return {};
+}
+
 // Collects the dumps of one dump directory.  With `probe`, files with other
 // names count when their first bytes are a dump's.
 void ScanDumpDir(const fs::path& dir, Discovery& out,
@@ -126,13 +158,7 @@ void ScanDumpDir(const fs::path& dir, Discovery& out,
     if (!IsRegular(dir / n) || IsDmesgName(n) || n == "nmimgr.json") continue;
     if (!IsDumpFileName(n) && !(probe && LooksLikeDump(dir / n))) continue;
     std::string path = (dir / n).string();
-    std::optional<SplitIdentity> id;
-    try {
-      FileSource src(path);
-      if (DetectOuter(src) == OuterKind::kNone) id = ReadSplitIdentity(src);
-    } catch (const std::exception&) {
-      // Unreadable: the check reports it.
-    }
+    std::optional<SplitIdentity> id = IdentityOf(path);
     if (id && id->split)
       splits[{id->utsname_release, id->nodename, id->timestamp, id->max_mapnr}]
           .push_back({id->start_pfn, path});
@@ -143,6 +169,32 @@ void ScanDumpDir(const fs::path& dir, Discovery& out,
     return only_file.empty() ||
            std::find(files.begin(), files.end(), only_file) != files.end();
   };
+  if (singles.empty() && splits.empty() && only_file.empty()) {
+    // A dump was to be written here but is not: its name stands for
+    // something else, or only the saved kernel log is left.
+    std::string why;
+    for (const auto& n : names)
+      if (IsDumpFileName(n))
+        if (std::string what = NotAFile(dir / n); !what.empty()) {
+          why = fmt::format(
+              "the dump never got written: {} is {}, not a dump file", n, what);
+          break;
+        }
+    if (why.empty() && !logs.empty())
+      why = fmt::format(
+          "the dump never got written: the directory holds the saved kernel "
+          "log {} but no dump file",
+          logs.front());
+    if (!why.empty()) {
+      DumpSet d;
+      d.dir = dir.string();
+      d.layout = layout;
+      if (!logs.empty()) d.dmesg_file = (dir / logs.front()).string();
+      d.missing = why;
+      out.dumps.push_back(d);
+    }
+    return;
+  }
   const size_t sets = singles.size() + splits.size();
   for (const auto& path : singles) {
     DumpSet d;
@@ -170,10 +222,15 @@ void ScanDumpDir(const fs::path& dir, Discovery& out,
   }
 }
 
-bool HasDumpFiles(const fs::path& dir) {
-  std::vector<std::string> ignored;
-  for (const auto& n : SortedEntries(dir, ignored))
-    if (IsDumpFileName(n) && IsRegular(dir / n)) return true;
+// Whether `dir` is a dump directory: it holds a dump file, a dump name
+// that is not a file (a FIFO, a dangling link: reported as dump-missing),
+// or a saved kernel log.  A directory that cannot be read adds an error.
+bool HasDumpFiles(const fs::path& dir, std::vector<std::string>& errors) {
+  for (const auto& n : SortedEntries(dir, errors)) {
+    if (IsDumpFileName(n) && (IsRegular(dir / n) || !NotAFile(dir / n).empty()))
+      return true;
+    if (IsDmesgName(n) && IsRegular(dir / n)) return true;
+  }
   return false;
 }
 
@@ -186,6 +243,12 @@ bool IsDumpFileName(const std::string& n) {
   if (n == "vmcore-dmesg.txt" || EndsWith(n, ".txt") || EndsWith(n, ".log") ||
       EndsWith(n, ".json") || n.find("dmesg") != std::string::npos)
     return false;
+  // Checksums and signatures kept next to a dump (sha256sum dump.* >
+  // dump.<stamp>.sha256) describe it; they are not dumps.
+  for (std::string_view ext :
+       {".sha256", ".sha512", ".sha384", ".sha224", ".sha1", ".md5", ".b2",
+        ".sum", ".asc", ".sig", ".part", ".tmp"})
+    if (EndsWith(n, ext)) return false;
   // dump.<stamp>[.xz|.gz|.bz2|.lz4], vmcore.<stamp>, and split parts named
   // after either.
   return StartsWith(n, "dump.") || StartsWith(n, "vmcore.") ||
@@ -204,6 +267,11 @@ std::string LayoutOfDirName(const std::string& name) {
 
 Discovery Discover(const std::vector<std::string>& paths) {
   Discovery out;
+  // Split parts named on the command line, by identity, wherever they
+  // live: parts from several directories are one set.
+  using Key = std::tuple<std::string, std::string, int64_t, uint64_t>;
+  std::map<Key, std::map<std::string, uint64_t>> named_parts;
+  std::map<Key, DumpSet> named_sets;  // where the set's first file lies
   for (const std::string& p : paths) {
     struct stat st;
     if (::stat(p.c_str(), &st) != 0) {
@@ -214,13 +282,31 @@ Discovery Discover(const std::vector<std::string>& paths) {
     if (path.has_filename() == false) path = path.parent_path();
     if (S_ISREG(st.st_mode)) {
       fs::path dir = path.has_parent_path() ? path.parent_path() : ".";
+      const std::string file = (dir / path.filename()).string();
+      std::optional<SplitIdentity> id = IdentityOf(file);
       size_t before = out.dumps.size();
-      ScanDumpDir(dir, out, (dir / path.filename()).string(), true);
+      ScanDumpDir(dir, out, file, true);
+      if (id && id->split) {
+        // This part and its siblings in its directory join the parts
+        // named from other directories.
+        Key key{id->utsname_release, id->nodename, id->timestamp,
+                id->max_mapnr};
+        std::vector<std::string> files = {file};
+        if (out.dumps.size() > before) {
+          files = out.dumps.back().files;
+          if (!named_sets.count(key)) named_sets[key] = out.dumps.back();
+          out.dumps.resize(before);
+        }
+        for (const auto& f : files)
+          if (auto fid = IdentityOf(f); fid && fid->split)
+            named_parts[key][f] = fid->start_pfn;
+        continue;
+      }
       if (out.dumps.size() == before) {
         // Not a dump name: check the file as given.
         DumpSet d;
         d.dir = dir.string();
-        d.files = {(dir / path.filename()).string()};
+        d.files = {file};
         d.layout = "unknown";
         out.dumps.push_back(d);
       }
@@ -230,19 +316,42 @@ Discovery Discover(const std::vector<std::string>& paths) {
       out.errors.push_back(fmt::format("{}: not a file or directory", p));
       continue;
     }
-    if (HasDumpFiles(path)) {
-      ScanDumpDir(path, out);
-      continue;
-    }
+    // A directory that cannot be read is an error, never "no dumps".
+    const size_t errors_before = out.errors.size();
+    std::vector<std::string> entries = SortedEntries(path, out.errors);
+    if (out.errors.size() > errors_before) continue;
     size_t before = out.dumps.size();
-    for (const auto& n : SortedEntries(path, out.errors)) {
+    if (HasDumpFiles(path, out.errors)) ScanDumpDir(path, out);
+    // The dump directories of a crash root, also when the root holds a
+    // loose dump file of its own.
+    for (const auto& n : entries) {
       fs::path sub = path / n;
       struct stat sst;
       if (::stat(sub.c_str(), &sst) != 0 || !S_ISDIR(sst.st_mode)) continue;
-      if (HasDumpFiles(sub)) ScanDumpDir(sub, out);
+      // lost+found of a crash file system is not a dump directory.
+      std::vector<std::string> sub_errors;
+      bool has = HasDumpFiles(sub, sub_errors);
+      if (n != "lost+found")
+        out.errors.insert(out.errors.end(), sub_errors.begin(),
+                          sub_errors.end());
+      if (has) ScanDumpDir(sub, out);
     }
     // A directory named on the command line whose files carry other names.
-    if (out.dumps.size() == before) ScanDumpDir(path, out, {}, true);
+    if (out.dumps.size() == before && out.errors.size() == errors_before)
+      ScanDumpDir(path, out, {}, true);
+  }
+  for (auto& [key, parts] : named_parts) {
+    std::vector<std::pair<uint64_t, std::string>> order;
+    for (const auto& [f, pfn] : parts) order.push_back({pfn, f});
+    std::sort(order.begin(), order.end());
+    DumpSet d;
+    if (auto it = named_sets.find(key); it != named_sets.end()) d = it->second;
+    d.files.clear();
+    for (const auto& [pfn, f] : order) d.files.push_back(f);
+    if (d.dir.empty()) d.dir = fs::path(d.files.front()).parent_path().string();
+    if (d.layout.empty()) d.layout = "unknown";
+    d.split = true;
+    out.dumps.push_back(d);
   }
   // The same dump named twice (a set and one of its parts) is checked once.
   std::vector<DumpSet> unique;

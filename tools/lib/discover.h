@@ -30,6 +30,10 @@ struct DumpSet {
   std::string dmesg_file;          // the crashed kernel's saved log, or ""
   bool name_incomplete = false;    // vmcore-incomplete, dump-incomplete
   bool split = false;
+  // Set when the directory shows a dump was to be written but holds none
+  // (only the saved log; the dump name is dangling, a FIFO, a device):
+  // why, for the "dump-missing" finding.  `files` is then empty.
+  std::string missing;
 };
 
 struct Discovery {

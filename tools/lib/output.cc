@@ -398,8 +398,8 @@ void PrintTable(const std::vector<DumpResult>& results, std::ostream& out) {
   for (const auto& r : results) {
     const DumpFacts& f = r.facts;
     std::string name =
-        r.set.files.size() == 1
-            ? r.set.files.front()
+        r.set.files.size() <= 1
+            ? (r.set.files.empty() ? r.set.dir : r.set.files.front())
             : fmt::format("{}/{{{} parts}}", r.set.dir, r.set.files.size());
     std::string format = f.format.empty() ? "-" : f.format;
     if (!r.container.empty()) format = r.container + "/" + format;

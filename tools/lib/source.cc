@@ -51,7 +51,9 @@ std::vector<uint8_t> ReadVector(Source& src, uint64_t offset, uint64_t length,
 }
 
 FileSource::FileSource(const std::string& path) : path_(path) {
-  fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: a FIFO put where a dump should be is refused below instead
+  // of blocking the open until a writer comes; O_NOCTTY for a terminal.
+  fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
   if (fd_ < 0)
     throw IoError(fmt::format("opening {}: {}", path, std::strerror(errno)));
   struct stat st;
