@@ -243,7 +243,7 @@ def test_a_panic_held_open_drops_nmis_and_keeps_the_first_record(k61, image61, t
         vm.start()
         vm.wait_ready()
         ng.load(vm, f"events_panic={PANIC_CODE}")
-        vm.run("insmod /lab/panicwin.ko hold_ms=6000", check=True)
+        vm.run("insmod /lab/panicwin.ko hold_ms=15000", check=True)
         kdump.arm_kdump(vm)
 
         def panic_on_cpu1_then_press():
@@ -282,10 +282,12 @@ def test_a_panic_code_during_someone_elses_panic_leaves_that_panic_the_dump(
         vm.start()
         vm.wait_ready()
         ng.load(vm, f"events_panic={PANIC_CODE}")
-        vm.run("insmod /lab/panicwin.ko hold_ms=6000", check=True)
+        vm.run("insmod /lab/panicwin.ko hold_ms=8000", check=True)
         kdump.arm_kdump(vm)
 
         def other_panic_then_press():
+            # CPU 0 stops in nmi_panic() and takes the agent with it: the
+            # window closes by itself after hold_ms
             vm.submit("taskset -c 1 sh -c 'echo 1 > /sys/module/panicwin/parameters/panic'")
             time.sleep(2.0)
             vm.inject_nmi()
@@ -309,8 +311,7 @@ def test_a_panic_code_during_someone_elses_panic_leaves_that_panic_the_dump(
     ('nmimgr.policy=drop=0x80 panic=0', True, "'panic=0' after an nmimgr policy is the "
                                               "kernel's panic timeout"),
     ('nmimgr.policy="panic=0 drop=0x80"', True, None),
-    ('nmimgr.policy=panic=0;drop=0x80', True, None),
-], ids=["split-own-key", "split-panic", "quoted", "semicolons"])
+], ids=["split-own-key", "split-panic", "quoted"])
 def test_a_policy_the_kernel_split_on_its_command_line_is_caught(
         k61, image61, tmp_path, append, loads, says):
     """The kernel splits its command line at spaces outside quotes: a word

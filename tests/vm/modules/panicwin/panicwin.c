@@ -5,9 +5,12 @@
  * into a panic that is under way, and it sends an NMI IPI to a chosen CPU,
  * so the panic can start on a CPU that QEMU's inject-nmi never reaches.
  *
- *   hold_ms=N   at load: a kprobe on __crash_kexec() spins N ms (once),
- *               after panic() has taken panic_cpu and before the crash
- *               shutdown stops the other CPUs and disables their APICs
+ *   hold_ms=N   at load: a kprobe on __crash_kexec() spins N ms at most
+ *               (once), after panic() has taken panic_cpu and before the
+ *               crash shutdown stops the other CPUs and disables their APICs
+ *   held        read: 1 while the window is open (the other CPUs still run
+ *               user space, so the lab's agent can read it)
+ *   release=1   write: close the window now
  *   nmi_cpu=C   write: send an NMI IPI to CPU C (it arrives as an NMI of
  *               unknown reason: the port 0x61 byte decides nothing)
  *   panic=1     write: panic() from the writing task
@@ -32,21 +35,31 @@ module_param(hold_ms, uint, 0444);
 MODULE_PARM_DESC(hold_ms, "Hold __crash_kexec() this long, once (default: 0, off)");
 
 static bool held;
+module_param(held, bool, 0444);
+MODULE_PARM_DESC(held, "1 while the panic window is open");
+
+static bool release;
+module_param(release, bool, 0644);
+MODULE_PARM_DESC(release, "Write 1 to close the panic window");
+
+static bool done;
 
 static int hold_pre(struct kprobe *kp, struct pt_regs *regs)
 {
 	unsigned int i;
 
-	if (READ_ONCE(held))
+	if (READ_ONCE(done))
 		return 0;
-	WRITE_ONCE(held, true);
+	WRITE_ONCE(done, true);
 	pr_emerg("panic window open for %u ms on cpu %d (oops_in_progress=%d)\n",
 		 hold_ms, raw_smp_processor_id(), oops_in_progress);
-	for (i = 0; i < hold_ms; i++) {
+	WRITE_ONCE(held, true);
+	for (i = 0; i < hold_ms && !READ_ONCE(release); i++) {
 		touch_nmi_watchdog();
 		mdelay(1);
 	}
-	pr_emerg("panic window closed\n");
+	WRITE_ONCE(held, false);
+	pr_emerg("panic window closed after %u ms\n", i);
 	return 0;
 }
 
