@@ -146,3 +146,11 @@ def boot(kernel, initrd, tmp_path):
 def vm(boot):
     """A guest booted with the default image, its agent ready."""
     return boot()
+
+
+@pytest.fixture(scope="session")
+def k61(request):
+    """Debian's current 6.1 kernel, when selected (for the 6.1-only sets)."""
+    if "6.1" not in selected_kernels(request.config):
+        pytest.skip("6.1 not selected (--vm-kernels)")
+    return kernels.fetch("6.1")

@@ -15,8 +15,7 @@ import time
 
 import pytest
 
-from conftest import selected_kernels
-from lab import build, initramfs, kdump, kernels
+from lab import build, initramfs, kdump
 from lab.paths import REPO_DIR
 from lab.vm import VM
 import nmimgr_guest as ng
@@ -24,14 +23,6 @@ import nmimgr_guest as ng
 pytestmark = pytest.mark.k61
 
 UHUH = "NMI received for unknown reason"
-
-
-@pytest.fixture(scope="module")
-def k61(request):
-    """Debian's current 6.1 kernel, when selected."""
-    if "6.1" not in selected_kernels(request.config):
-        pytest.skip("6.1 not selected (--vm-kernels)")
-    return kernels.fetch("6.1")
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,7 @@ import time
 
 import pytest
 
-from conftest import selected_kernels
-from lab import build, initramfs, kdump, kernels
+from lab import build, initramfs, kdump
 from lab.paths import REPO_DIR
 from lab.vm import VM
 import nmimgr_guest as ng
@@ -93,14 +92,6 @@ def test_storm_into_the_cpu_writing_the_console(kernel, nmimgr_ko, make_initrd,
     assert reported <= suppressed
     assert not ng.TROUBLE.search(log), log[-3000:]
     assert UHUH not in log
-
-
-@pytest.fixture(scope="module")
-def k61(request):
-    """Debian's current 6.1 kernel, when selected."""
-    if "6.1" not in selected_kernels(request.config):
-        pytest.skip("6.1 not selected (--vm-kernels)")
-    return kernels.fetch("6.1")
 
 
 @pytest.fixture(scope="module")
