@@ -104,6 +104,23 @@ def image61(k61):
     })
 
 
+def crash_with_window(k61, image61, workdir, window_module, trigger):
+    """Boot, load nmimgr with the panic code and a window module
+    ("latchwin.ko window_ms=..." or "panicwin.ko hold_ms=..."), arm kdump,
+    crash with TRIGGER (a host callable); return (dump's log, fired records)."""
+    vm = VM(k61, image61, workdir=workdir)
+    try:
+        vm.start()
+        vm.wait_ready()
+        ng.load(vm, f"events_panic={PANIC_CODE}")
+        vm.run(f"insmod /lab/{window_module}", check=True)
+        kdump.arm_kdump(vm)
+        dump = kdump.crash_and_capture(vm, lambda: trigger(vm), timeout=240)
+    finally:
+        vm.kill()
+    return kdump.dump_dmesg(dump), ng.fired_records(dump)
+
+
 def pending_lines(log):
     """(guest timestamp, line) of each 'press again' line."""
     return [(float(t), line) for t, line in re.findall(
@@ -192,13 +209,7 @@ def test_an_oops_held_open_does_not_swallow_the_bmc_dump(k61, image61, tmp_path)
     """An oops on CPU 0 held open by latchwin's die notifier (oops_in_progress
     raised, no panic): the BMC NMI with a panic code still panics, and the
     record says an oops was under way."""
-    vm = VM(k61, image61, workdir=tmp_path / "oops")
-    try:
-        vm.start()
-        vm.wait_ready()
-        ng.load(vm, f"events_panic={PANIC_CODE}")
-        vm.run("insmod /lab/latchwin.ko window_ms=8000", check=True)
-        kdump.arm_kdump(vm)
+    def oops_then_press(vm):
         vm.submit("taskset -c 0 sh -c 'touch /out/oopsing; "
                   "echo 1 > /sys/module/latchwin/parameters/oops'")
         deadline = time.monotonic() + 30
@@ -206,15 +217,13 @@ def test_an_oops_held_open_does_not_swallow_the_bmc_dump(k61, image61, tmp_path)
             assert time.monotonic() < deadline, vm.tail()
             time.sleep(0.02)
         time.sleep(1.0)
-        dump = kdump.crash_and_capture(vm, vm.inject_nmi, timeout=240)
-    finally:
-        vm.kill()
-    log = kdump.dump_dmesg(dump)
+        vm.inject_nmi()
+    log, records = crash_with_window(k61, image61, tmp_path / "oops",
+                                     "latchwin.ko window_ms=8000", oops_then_press)
     assert "latchwin: oops window open" in log, log[-3000:]
     assert "latchwin: oops window closed" not in log, "the NMI came too late"
     m = ng.PANIC_LINE.search(log)
     assert m, log[-3000:]
-    records = ng.fired_records(dump)
     assert len(records) == 1, records
     rec = records[0]
     assert rec["flags"] & FLAG_OOPS_UNDER_WAY and rec["oops_depth"] >= 1
@@ -229,22 +238,12 @@ def test_a_panic_held_open_drops_nmis_and_keeps_the_first_record(k61, image61, t
     open before the crash shutdown, with CPU 0 still taking external NMIs:
     they are dropped, nothing else panics, and the one record is the first
     trigger's."""
-    vm = VM(k61, image61, workdir=tmp_path / "held")
-    try:
-        vm.start()
-        vm.wait_ready()
-        ng.load(vm, f"events_panic={PANIC_CODE}")
-        vm.run("insmod /lab/panicwin.ko hold_ms=15000", check=True)
-        kdump.arm_kdump(vm)
-
-        def panic_on_cpu1_then_press():
-            vm.submit("taskset -c 0 sh -c 'echo 1 > /sys/module/panicwin/parameters/nmi_cpu'")
-            time.sleep(2.0)
-            vm.inject_nmis(5, interval=0.3)
-        dump = kdump.crash_and_capture(vm, panic_on_cpu1_then_press, timeout=240)
-    finally:
-        vm.kill()
-    log = kdump.dump_dmesg(dump)
+    def panic_on_cpu1_then_press(vm):
+        vm.submit("taskset -c 0 sh -c 'echo 1 > /sys/module/panicwin/parameters/nmi_cpu'")
+        time.sleep(2.0)
+        vm.inject_nmis(5, interval=0.3)
+    log, records = crash_with_window(k61, image61, tmp_path / "held",
+                                     "panicwin.ko hold_ms=15000", panic_on_cpu1_then_press)
     assert "panicwin: panic window open" in log, log[-3000:]
     m = ng.PANIC_LINE.search(log)
     assert m and m.group(4) == "1", log[-3000:]
@@ -252,7 +251,6 @@ def test_a_panic_held_open_drops_nmis_and_keeps_the_first_record(k61, image61, t
                        r"cpu=0 code=0x00: nmimgr panic in progress", log)
     assert len(drops) >= 3, log[-3000:]
     assert log.count("Kernel panic - not syncing") == 1
-    records = ng.fired_records(dump)
     assert len(records) == 1, records
     rec = records[0]
     assert rec["cpu"] == 1 and rec["nonce"] == int(m.group(7), 16)
@@ -268,28 +266,17 @@ def test_a_panic_code_during_someone_elses_panic_leaves_that_panic_the_dump(
     an oops (panic_cpu is not exported), so nmimgr goes to nmi_panic(), whose
     own panic_cpu test stops CPU 0: the dump is panicwin's, and nmimgr's
     record says an oops or panic was under way when it fired."""
-    vm = VM(k61, image61, workdir=tmp_path / "other")
-    try:
-        vm.start()
-        vm.wait_ready()
-        ng.load(vm, f"events_panic={PANIC_CODE}")
-        vm.run("insmod /lab/panicwin.ko hold_ms=8000", check=True)
-        kdump.arm_kdump(vm)
-
-        def other_panic_then_press():
-            # CPU 0 stops in nmi_panic() and takes the agent with it: the
-            # window closes by itself after hold_ms
-            vm.submit("taskset -c 1 sh -c 'echo 1 > /sys/module/panicwin/parameters/panic'")
-            time.sleep(2.0)
-            vm.inject_nmi()
-        dump = kdump.crash_and_capture(vm, other_panic_then_press, timeout=240)
-    finally:
-        vm.kill()
-    log = kdump.dump_dmesg(dump)
+    def other_panic_then_press(vm):
+        # CPU 0 stops in nmi_panic() and takes the agent with it: the
+        # window closes by itself after hold_ms
+        vm.submit("taskset -c 1 sh -c 'echo 1 > /sys/module/panicwin/parameters/panic'")
+        time.sleep(2.0)
+        vm.inject_nmi()
+    log, records = crash_with_window(k61, image61, tmp_path / "other",
+                                     "panicwin.ko hold_ms=8000", other_panic_then_press)
     assert "panicwin: panic window open" in log, log[-3000:]
     assert "Kernel panic - not syncing: panicwin: panic requested" in log
     assert not ng.PANIC_LINE.search(log), "nmimgr must not have started a panic"
-    records = ng.fired_records(dump)
     assert len(records) == 1, records
     rec = records[0]
     assert rec["cpu"] == 0 and rec["flags"] & FLAG_OOPS_UNDER_WAY
