@@ -462,7 +462,14 @@ static void policy_word(const struct conf *c, char *buf, size_t len)
 			*s = ';';
 }
 
-static void conf_print(const struct conf *c, FILE *out)
+/* The command-line switches act at kdump load time, not in the image. */
+static bool sw_in_image(unsigned int i)
+{
+	return i != SW_CAPTURE_EXTNMI && i != SW_CAPTURE_NMI_SYSCTLS &&
+	       i != SW_CAPTURE_WATCHDOG;
+}
+
+static void conf_print_some(const struct conf *c, FILE *out, bool image_only)
 {
 	char buf[NMIMGR_POLICY_BUF];
 	unsigned int i;
@@ -474,8 +481,14 @@ static void conf_print(const struct conf *c, FILE *out)
 	fprintf(out, "capture_drop = %s\n",
 		c->capture_drop == NMIMGR_CAPTURE_DROP_ALL ? "all" : "managed");
 	for (i = 0; i < SW_NR; i++)
-		fprintf(out, "%s = %s\n", switches[i].key,
-			c->sw[i] ? "yes" : "no");
+		if (!image_only || sw_in_image(i))
+			fprintf(out, "%s = %s\n", switches[i].key,
+				c->sw[i] ? "yes" : "no");
+}
+
+static void conf_print(const struct conf *c, FILE *out)
+{
+	conf_print_some(c, out, false);
 }
 
 /* --- what the capture kernel's command line gets ----------------------- */
@@ -631,8 +644,9 @@ static void module_file(const char *kver, char *out, size_t len)
 
 /*
  * A hash of everything a capture image takes from the host: the settings
- * in their canonical form (a comment or a reordering changes nothing) and
- * the module file (path, size, modification time).
+ * it acts on, in their canonical form (a comment or a reordering changes
+ * nothing; the command-line switches act when kdump loads, not in the
+ * image), and the module file (path, size, modification time).
  */
 static uint64_t stamp(const struct conf *c, const char *kver)
 {
@@ -645,7 +659,7 @@ static uint64_t stamp(const struct conf *c, const char *kver)
 
 	m = open_memstream(&text, &tlen);
 	if (m) {
-		conf_print(c, m);
+		conf_print_some(c, m, true);
 		fclose(m);
 		h = fnv(h, text, tlen);
 		free(text);
