@@ -27,6 +27,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <optional>
 
 #include "checked.h"
 #include "notes.h"
@@ -245,6 +246,17 @@ class ElfReader : public DumpReader {
                         n.index, n.filesz));
       std::vector<uint8_t> nb = ReadVector(
           src_, n.offset, n.filesz, fmt::format("note segment {}", n.index));
+      // The kernel's notes (a PRSTATUS per CPU, VMCOREINFO) are never
+      // zeros: these bytes were allocated but never written.
+      if (!nb.empty() &&
+          std::all_of(nb.begin(), nb.end(), [](uint8_t b) { return !b; })) {
+        findings.Add(Severity::kIncomplete, "zero-filled",
+                     fmt::format("note segment {}: its {} bytes at offset {} "
+                                 "are zeros: the dump's data never reached "
+                                 "the disk",
+                                 n.index, n.filesz, n.offset));
+        continue;
+      }
       NoteSummary ns = ParseNotes(nb, n.offset, findings);
       facts.cpus = facts.cpus.value_or(0) + ns.prstatus;
       if (facts.vmcoreinfo.empty()) ApplyVmcoreinfo(ns.vmcoreinfo, facts);
@@ -270,6 +282,16 @@ class ElfReader : public DumpReader {
                                  by_off[i - 1]->index, by_off[i]->index,
                                  by_off[i]->offset));
 
+    // Cut by the end of the file (unwritten data was reported above).  Every
+    // segment counts, also one that repeats memory another segment holds:
+    // its bytes are part of the file that was written.
+    uint64_t cut = 0;
+    std::optional<Segment> first_cut;
+    for (const Segment& s : loads_)
+      if (s.offset >= file_size || s.filesz > file_size - s.offset)
+        if (cut++ == 0) first_cut = s;
+    const size_t nloads = loads_.size();
+
     // /proc/vmcore maps the kernel image twice: a segment whose physical
     // range lies inside another's is the same memory; count and scan it once.
     std::vector<Segment> unique;
@@ -290,17 +312,10 @@ class ElfReader : public DumpReader {
     }
     loads_ = std::move(unique);
 
-    uint64_t cut = 0;
-    const Segment* first_cut = nullptr;
     for (const Segment& s : loads_) {
       facts.pages_dumped += (s.filesz + page_size_ - 1) / page_size_;
       facts.pages_excluded += (s.memsz - s.filesz) / page_size_;
       pages_ += (s.avail + page_size_ - 1) / page_size_;
-      // Cut by the end of the file (unwritten data was reported above).
-      if (s.offset >= file_size || s.filesz > file_size - s.offset) {
-        ++cut;
-        if (!first_cut) first_cut = &s;
-      }
     }
     if (first_cut)
       findings.Add(
@@ -310,7 +325,7 @@ class ElfReader : public DumpReader {
                       "are cut",
                       first_cut->index, first_cut->paddr, first_cut->offset,
                       first_cut->offset + first_cut->filesz, file_size, cut,
-                      loads_.size()));
+                      nloads));
   }
 
   Source& src_;

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <cstring>
 #include <map>
@@ -71,8 +72,17 @@ class DescWalker {
   bool NextPfn(uint64_t& out) {
     while (pfn_ < end_) {
       uint64_t byte = pfn_ / 8;
-      if (byte < bm_first_byte_ || byte >= bm_first_byte_ + bm_len_)
+      if (byte < bm_first_byte_ || byte >= bm_first_byte_ + bm_len_) {
+        // A hole in a sparse file is zeros: jump over it unread.
+        uint64_t data = src_.DataFrom(bm_off_ + byte);
+        if (data >= bm_off_ + bm_half_) break;
+        uint64_t skip_to = ((data - bm_off_) & ~uint64_t{7}) * 8;
+        if (skip_to > pfn_) {
+          pfn_ = skip_to;
+          continue;
+        }
         LoadBitmap(byte);
+      }
       uint64_t rel = pfn_ - bm_first_byte_ * 8;
       uint64_t word_byte = (rel / 64) * 8;
       uint64_t w;
@@ -99,7 +109,13 @@ class DescWalker {
 
   void LoadBitmap(uint64_t byte) {
     bm_first_byte_ = byte & ~uint64_t{7};
-    bm_len_ = std::min(kBitmapChunk, bm_half_ - bm_first_byte_);
+    // Up to the end of this data run: a sparse bitmap costs its data.
+    uint64_t hole = src_.HoleFrom(bm_off_ + bm_first_byte_);
+    uint64_t run = hole > bm_off_ + bm_first_byte_
+                       ? (hole - bm_off_ - bm_first_byte_ + 7) & ~uint64_t{7}
+                       : kBitmapChunk;
+    bm_len_ = std::min({kBitmapChunk, std::max<uint64_t>(run, 8),
+                        bm_half_ - bm_first_byte_});
     bm_.assign(bm_len_ + 8, 0);  // zero tail so whole words can be read
     ReadExact(src_, bm_off_ + bm_first_byte_,
               std::span<uint8_t>(bm_.data(), bm_len_), "second bitmap");
@@ -125,36 +141,127 @@ class DescWalker {
   uint64_t index_ = 0;
 };
 
-// Counts set bits for pfns [start, end) in the bitmap half at `off`.
+// Set bits of `w` (the 64 bits for pfns [base, base + 64)) inside [lo, hi).
+uint64_t InRange(uint64_t w, uint64_t base, uint64_t lo, uint64_t hi) {
+  if (hi <= base || lo >= base + 64 || lo >= hi) return 0;
+  if (lo > base) w &= ~uint64_t{0} << (lo - base);
+  if (hi < base + 64) w &= ~(~uint64_t{0} << (hi - base));
+  return w;
+}
+
+uint64_t LoadWord(const uint8_t* p) {
+  uint64_t w;
+  std::memcpy(&w, p, 8);
+  if constexpr (std::endian::native == std::endian::big)
+    return __builtin_bswap64(w);
+  return w;
+}
+
+// Counts set bits for pfns [start, end) in the bitmap half at `off`.  Holes
+// of a sparse file are zeros and are skipped, not read.
 uint64_t CountBits(Source& src, uint64_t off, uint64_t start, uint64_t end,
                    std::string_view what) {
+  if (start >= end) return 0;
   uint64_t count = 0;
   std::vector<uint8_t> buf;
-  uint64_t pfn = start;
-  while (pfn < end) {
-    uint64_t byte = pfn / 8;
-    uint64_t last_byte = (end - 1) / 8;
-    uint64_t len = std::min(kBitmapChunk, last_byte - byte + 1);
-    buf.resize(len);
-    ReadExact(src, off + byte, buf, what);
-    for (uint64_t i = 0; i < len;) {
-      uint64_t p0 = (byte + i) * 8;
-      if (p0 >= pfn && p0 + 64 <= end && i + 8 <= len) {
-        uint64_t w;
-        std::memcpy(&w, buf.data() + i, 8);
-        count += static_cast<uint64_t>(std::popcount(w));
-        i += 8;
-        continue;
-      }
-      for (int b = 0; b < 8; ++b) {
-        uint64_t p = p0 + b;
-        if (p >= pfn && p < end && (buf[i] >> b & 1)) ++count;
-      }
-      ++i;
+  const uint64_t first = start / 64 * 8, last = (end + 63) / 64 * 8;
+  ForEachDataRun(src, off + first, last - first, [&](uint64_t a, uint64_t b) {
+    const uint64_t run_end = std::min(last, (b - off + 7) & ~uint64_t{7});
+    for (uint64_t at = (a - off) & ~uint64_t{7}; at < run_end;) {
+      uint64_t len = std::min(kBitmapChunk, run_end - at);
+      buf.assign(len + 8, 0);
+      size_t got = src.ReadAt(off + at, std::span<uint8_t>(buf.data(), len));
+      if (got < len)
+        throw TruncatedError(fmt::format(
+            "reading {}: short read at offset {} ({} bytes wanted, data ends "
+            "at {})",
+            what, off + at, len, off + at + got));
+      for (uint64_t i = 0; i < len; i += 8)
+        count += static_cast<uint64_t>(std::popcount(
+            InRange(LoadWord(buf.data() + i), (at + i) * 8, start, end)));
+      at += len;
     }
-    pfn = (byte + len) * 8;
-  }
+  });
   return count;
+}
+
+// What one pass over both bitmaps proves, read in bounded chunks and
+// skipping what both halves leave as holes.
+struct BitmapSurvey {
+  uint64_t present = 0;      // first bitmap, [start, end)
+  uint64_t present_all = 0;  // first bitmap, [0, max_mapnr)
+  uint64_t dumped = 0;       // second bitmap, [start, end)
+  uint64_t dumped_all = 0;   // second bitmap, [0, max_mapnr)
+  uint64_t not_present = 0;  // second-bitmap bits whose first bit is clear
+  uint64_t first_not_present = 0;
+  uint64_t past[2] = {};     // bits at or past max_mapnr, per half
+  // An order-free digest of each half's set bits: split parts carry the
+  // same bitmaps, so their digests must agree.
+  uint64_t digest[2] = {};
+};
+
+uint64_t Mix(uint64_t x) {  // splitmix64's finaliser
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ull;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+BitmapSurvey SurveyBitmaps(Source& src, uint64_t off, uint64_t half,
+                           uint64_t start, uint64_t end, uint64_t max_mapnr) {
+  BitmapSurvey s;
+  std::vector<uint8_t> b1, b2;
+  // Byte offsets inside each half; a step reads both halves over [at, to),
+  // which ends where either half's current data run or hole ends, so the
+  // bytes read stay close to the bytes on disk.
+  auto run = [&](uint64_t base, uint64_t at, uint64_t& data, uint64_t& end) {
+    uint64_t d = src.DataFrom(base + at);
+    data = d >= base + half ? half : d - base;
+    if (data > at) {
+      end = data;
+    } else {
+      uint64_t h = src.HoleFrom(base + at);
+      end = h >= base + half ? half : h - base;
+    }
+  };
+  uint64_t at = 0;
+  while (at < half) {
+    uint64_t d1, e1, d2, e2;
+    run(off, at, d1, e1);
+    run(off + half, at, d2, e2);
+    uint64_t next = std::min(d1, d2) & ~uint64_t{7};
+    if (next >= half) break;
+    at = std::max(at, next);
+    if (d1 > at) run(off, at, d1, e1);
+    if (d2 > at) run(off + half, at, d2, e2);
+    uint64_t to = std::min({at + kBitmapChunk, e1, e2, half});
+    to = std::min(half, std::max(at + 8, (to + 7) & ~uint64_t{7}));
+    uint64_t len = to - at;
+    b1.resize(len);
+    b2.resize(len);
+    ReadExact(src, off + at, b1, "first bitmap");
+    ReadExact(src, off + half + at, b2, "second bitmap");
+    for (uint64_t i = 0; i + 8 <= len; i += 8) {
+      uint64_t w1 = LoadWord(b1.data() + i), w2 = LoadWord(b2.data() + i);
+      if (!(w1 | w2)) continue;
+      uint64_t word = (at + i) / 8, base = word * 64;
+      s.present += std::popcount(InRange(w1, base, start, end));
+      s.present_all += std::popcount(InRange(w1, base, 0, max_mapnr));
+      s.dumped += std::popcount(InRange(w2, base, start, end));
+      s.dumped_all += std::popcount(InRange(w2, base, 0, max_mapnr));
+      uint64_t stray = InRange(w2 & ~w1, base, 0, max_mapnr);
+      if (stray && !s.not_present++)
+        s.first_not_present = base + std::countr_zero(stray);
+      s.not_present += std::popcount(stray) - (stray ? 1 : 0);
+      s.past[0] += std::popcount(InRange(w1, base, max_mapnr, UINT64_MAX));
+      s.past[1] += std::popcount(InRange(w2, base, max_mapnr, UINT64_MAX));
+      if (w1) s.digest[0] += Mix(word * 0x9e3779b97f4a7c15ull ^ Mix(w1));
+      if (w2) s.digest[1] += Mix(word * 0x9e3779b97f4a7c15ull ^ Mix(w2));
+    }
+    at += len;
+  }
+  return s;
 }
 
 class KdumpReader : public DumpReader {
@@ -222,6 +329,8 @@ class KdumpReader : public DumpReader {
   uint64_t start_pfn() const { return start_pfn_; }
   uint64_t end_pfn() const { return end_pfn_; }
   uint64_t max_mapnr() const { return max_mapnr_; }
+  // Valid once CheckStructure read the bitmaps.
+  const std::optional<BitmapSurvey>& survey() const { return surveyed_; }
   uint32_t block_size() const { return block_size_; }
 
  private:
@@ -230,26 +339,28 @@ class KdumpReader : public DumpReader {
   }
 
   using Bytes = std::vector<uint8_t>;
-  static constexpr uint64_t kRankBlock = 1 << 15;  // pfns per rank entry
+  static constexpr uint64_t kRankEntries = 1 << 16;
 
   // Set bits of the second bitmap in [0, pfn), from a rank index built on
-  // first use (one pass over the bitmap; 8 bytes per 32768 pfns).
+  // first use: one pass over the bitmap (holes skipped) and at most
+  // kRankEntries entries however many pfns the header claims, each block a
+  // multiple of 32768 pfns (4 KiB of bitmap).
   uint64_t Rank(uint64_t pfn) {
     const uint64_t off = bitmap_off_ + bitmap_half_;
     if (rank_.empty()) {
-      uint64_t blocks = max_mapnr_ / kRankBlock + 1;
+      rank_block_ = std::max<uint64_t>(
+          1 << 15, (max_mapnr_ / kRankEntries + (1 << 15)) & ~uint64_t{0x7fff});
+      uint64_t blocks = max_mapnr_ / rank_block_ + 1;
       rank_.resize(blocks + 1);
       for (uint64_t b = 0; b < blocks; ++b) {
-        uint64_t lo = b * kRankBlock;
-        uint64_t hi = std::min(max_mapnr_, lo + kRankBlock);
-        rank_[b + 1] =
-            rank_[b] +
-            (lo < hi ? CountBits(src_, off, lo, hi, "second bitmap") : 0);
+        uint64_t lo = b * rank_block_;
+        uint64_t hi = std::min(max_mapnr_, lo + rank_block_);
+        rank_[b + 1] = rank_[b] + CountBits(src_, off, lo, hi, "second bitmap");
       }
     }
-    uint64_t b = pfn / kRankBlock;
+    uint64_t b = pfn / rank_block_;
     return rank_[b] +
-           CountBits(src_, off, b * kRankBlock, pfn, "second bitmap");
+           CountBits(src_, off, b * rank_block_, pfn, "second bitmap");
   }
 
   // The decoded page at `pfn`, or nullptr when it is not in the dump.
@@ -311,7 +422,8 @@ class KdumpReader : public DumpReader {
     if (d.offset < 0 || static_cast<uint64_t>(d.offset) < desc_end_)
       return false;
     uint64_t off = static_cast<uint64_t>(d.offset);
-    return off <= file_size_ && d.size <= file_size_ - off;
+    return off <= file_size_ && d.size <= file_size_ - off &&
+           src_.Written(off, d.size) == d.size;
   }
 
   void Check(DumpFacts& facts, Findings& findings) {
@@ -451,21 +563,25 @@ class KdumpReader : public DumpReader {
     // work below must stay bounded by the bytes on disk.
     RequireWritten(src_, bitmap_off_, bitmap_len, "bitmap");
 
-    uint64_t present =
-        CountBits(src_, bitmap_off_, start_pfn_, end_pfn_, "first bitmap");
+    survey_ = SurveyBitmaps(src_, bitmap_off_, bitmap_half_, start_pfn_,
+                            end_pfn_, max_mapnr_);
+    surveyed_ = survey_;
+    const BitmapSurvey& bm = survey_;
     // makedumpfile leaves the bitmaps zero past max_mapnr; bits there mean
     // a max_mapnr that does not belong to these bitmaps.
-    for (uint64_t half = 0; half < 2; ++half) {
-      uint64_t past =
-          CountBits(src_, bitmap_off_ + half * bitmap_half_, max_mapnr_,
-                    bitmap_half_ * 8, half ? "second bitmap" : "first bitmap");
-      if (past)
+    for (int half = 0; half < 2; ++half)
+      if (bm.past[half])
         Add(findings, Severity::kCorrupt, "corrupt",
             fmt::format("{} bitmap: {} pfns at or past max_mapnr {} are set",
-                        half ? "second" : "first", past, max_mapnr_));
-    }
-    uint64_t dumped = CountBits(src_, bitmap_off_ + bitmap_half_, start_pfn_,
-                                end_pfn_, "second bitmap");
+                        half ? "second" : "first", bm.past[half], max_mapnr_));
+    // The second bitmap selects dumped pages among those that exist.
+    if (bm.not_present)
+      Add(findings, Severity::kCorrupt, "bitmap-mismatch",
+          fmt::format("second bitmap: {} dumped pfns are not memory in the "
+                      "first bitmap (the first is pfn {}): the bitmaps "
+                      "contradict each other",
+                      bm.not_present, bm.first_not_present));
+    const uint64_t present = bm.present, dumped = bm.dumped;
     ndesc_ = dumped;
     facts.pages_dumped = dumped;
     facts.pages_excluded = present > dumped ? present - dumped : 0;
@@ -491,7 +607,7 @@ class KdumpReader : public DumpReader {
       uint64_t count = 0;
       std::string first;
     };
-    Tally missing, zero, past_end, bad, overlap;
+    Tally missing, zero, past_end, bad, overlap, unwritten;
     // Messages are formatted for the first of each kind only: a dump with
     // millions of bad descriptors must not cost millions of strings.
     auto note = [](Tally& t, auto&& make_msg) {
@@ -501,11 +617,19 @@ class KdumpReader : public DumpReader {
     std::optional<uint64_t> min_off;  // lowest page data offset
     std::optional<uint64_t> first_off;
     bool first_raw = false;
-    // makedumpfile writes the shared zero page right after the descriptor
-    // table of a whole dump; a split part reserves room for more
-    // descriptors, so there it is found by its reuse.
-    if (facts.dump_level && (*facts.dump_level & 1) && !facts.split)
-      zero_off_ = desc_end_;
+    // makedumpfile sizes the descriptor table by the dumpable pages of the
+    // whole bitmap, also in a split part (whose own descriptors fill only
+    // its start), and writes the shared zero page right after it.  Where
+    // no page uses the zero page there, the first raw page that repeats
+    // or precedes the first page data is it (a capture that stopped leaves
+    // the table longer than the bitmap says).
+    const uint64_t room_end =
+        facts.split ? CheckedAdd(desc_off_,
+                                 CheckedMul(survey_.dumped_all, kPageDescSize,
+                                            "descriptor room"),
+                                 "descriptor room")
+                    : desc_end_;
+    if (facts.dump_level && (*facts.dump_level & 1)) zero_off_ = room_end;
     Desc d;
     while (w.Next(d)) {
       if (!d.present) {
@@ -571,6 +695,16 @@ class KdumpReader : public DumpReader {
         });
         continue;
       }
+      // A flattened stream that lacks the record for this page.
+      if (uint64_t w = src_.Written(off, d.size); w < d.size) {
+        note(unwritten, [&] {
+          return fmt::format(
+              "{}: page data at offset {} was never written from offset {} "
+              "on (no flattened record carries it)",
+              where(), off, off + w);
+        });
+        continue;
+      }
       bool raw_page = d.flags == 0 && d.size == block_size_;
       if (raw_page && zero_off_ && off == *zero_off_) {
         ++zeros;
@@ -581,7 +715,7 @@ class KdumpReader : public DumpReader {
           first_raw = raw_page;
         }
         max_end = off + d.size;
-      } else if (raw_page && !zero_off_ && first_off &&
+      } else if (raw_page && (!zero_off_ || zeros == 0) && first_off &&
                  ((off == *first_off && first_raw) ||
                   off + block_size_ <= *first_off)) {
         zero_off_ = off;
@@ -604,13 +738,9 @@ class KdumpReader : public DumpReader {
     // counts a different number of pages than the table holds: every
     // descriptor would be read for the wrong pfn.
     bool zero_first = facts.dump_level && (*facts.dump_level & 1);
-    if (!facts.split && min_off && !missing.count && *min_off != desc_end_ &&
-        !(zero_first && *min_off == desc_end_ + block_size_))
-      Add(findings, Severity::kCorrupt, "bitmap-mismatch",
-          fmt::format("page data starts at offset {}, not right after the {} "
-                      "descriptors the bitmap counts (offset {}): the bitmap "
-                      "and the descriptor table disagree",
-                      *min_off, ndesc_, desc_end_));
+    CheckTableEnd(min_off, room_end, zero_first, missing.count != 0,
+                  zero.count == 0 && overlap.count == 0 && bad.count == 0,
+                  facts, findings);
     if (facts.dump_level && (*facts.dump_level & 1)) facts.pages_zero = zeros;
     if (missing.count)
       Add(findings, Severity::kIncomplete,
@@ -633,6 +763,82 @@ class KdumpReader : public DumpReader {
       Add(findings, Severity::kCorrupt, "overlap",
           fmt::format("{}; {} descriptors overlap", overlap.first,
                       overlap.count));
+    if (unwritten.count)
+      Add(findings, Severity::kIncomplete, "flattened-hole",
+          fmt::format("{}; {} pages were never written", unwritten.first,
+                      unwritten.count));
+  }
+
+  // Page data starts right after the room the bitmap gives the descriptor
+  // table (or after the shared zero page there).  Anything else means the
+  // bitmap counts a different number of pages than the table holds, and
+  // every descriptor would be read for the wrong pfn.
+  void CheckTableEnd(std::optional<uint64_t> min_off, uint64_t room_end,
+                     bool zero_first, bool cut, bool descriptors_sound,
+                     const DumpFacts& facts, Findings& findings) {
+    if (cut) return;  // The file ends inside the table: reported already.
+    if (!ndesc_) {
+      if (!survey_.present_all) {
+        Add(findings, Severity::kIncomplete, "empty-bitmap",
+            fmt::format("first bitmap: none of the {} pfns is memory: the "
+                        "bitmaps were never written",
+                        max_mapnr_));
+        return;
+      }
+      // A split part may cover a range with nothing to dump; the parts'
+      // bitmaps are compared with each other.
+      if (facts.split) return;
+      // Nothing dumped: page data or descriptors after the bitmaps belong
+      // to pages the second bitmap lost.
+      std::vector<uint8_t> after(std::min<uint64_t>(
+          4096, file_size_ > desc_off_ ? file_size_ - desc_off_ : 0));
+      after.resize(src_.ReadAt(desc_off_, after));
+      bool data = std::any_of(after.begin(), after.end(),
+                              [](uint8_t b) { return b != 0; });
+      if (data)
+        Add(findings, Severity::kCorrupt, "bitmap-mismatch",
+            fmt::format("second bitmap: no page is dumped, yet data follows "
+                        "the bitmaps at offset {}: the second bitmap was "
+                        "lost",
+                        desc_off_));
+      else
+        Add(findings, Severity::kIncomplete, "no-pages",
+            fmt::format("second bitmap: none of the {} pages of memory was "
+                        "dumped",
+                        survey_.present));
+      return;
+    }
+    if (!min_off) return;  // No usable descriptor: reported already.
+    if (*min_off == room_end || (zero_first && *min_off == room_end + block_size_))
+      return;
+    if (*min_off > room_end && descriptors_sound) {
+      // More room than the bitmap counts.  makedumpfile writes the second
+      // bitmap cycle by cycle with the pages: a capture that stopped leaves
+      // the rest of the bitmap, and the descriptors after the ones it
+      // counts, zero, and every descriptor it counts sound.  A real
+      // descriptor there, or descriptors read from page data, mean a
+      // damaged bitmap.
+      std::array<uint8_t, kPageDescSize> slot{};
+      size_t got = src_.ReadAt(desc_end_, slot);
+      bool real = std::any_of(slot.begin(), slot.begin() + got,
+                              [](uint8_t b) { return b != 0; });
+      if (!real) {
+        Add(findings, Severity::kIncomplete, "bitmap-unwritten",
+            fmt::format("page data starts at offset {}, after room for {} "
+                        "descriptors, but the second bitmap counts {} and "
+                        "the table is zero after them: the capture stopped "
+                        "before it wrote the rest of the second bitmap",
+                        *min_off, (*min_off - desc_off_) / kPageDescSize,
+                        facts.split ? survey_.dumped_all : ndesc_));
+        return;
+      }
+    }
+    Add(findings, Severity::kCorrupt, "bitmap-mismatch",
+        fmt::format("page data starts at offset {}, not right after the room "
+                    "for the {} descriptors the bitmap counts (offset {}): "
+                    "the bitmap and the descriptor table disagree",
+                    *min_off, facts.split ? survey_.dumped_all : ndesc_,
+                    room_end));
   }
 
   Source& src_;
@@ -649,6 +855,9 @@ class KdumpReader : public DumpReader {
   std::optional<DescWalker> walker_;
   std::optional<PageJob> pending_;
   std::vector<uint64_t> rank_;
+  BitmapSurvey survey_;
+  std::optional<BitmapSurvey> surveyed_;
+  uint64_t rank_block_ = 1 << 15;  // pfns per rank entry
   std::map<uint64_t, Bytes> page_cache_;
 };
 
@@ -666,6 +875,8 @@ class SplitSetReader : public DumpReader {
     };
     std::vector<Range> ranges;
     uint64_t max_mapnr = 0;
+    const BitmapSurvey* reference = nullptr;
+    size_t reference_part = 0;
     for (size_t i = 0; i < readers_.size(); ++i) {
       DumpFacts pf;
       readers_[i]->CheckStructure(pf, findings);
@@ -690,6 +901,21 @@ class SplitSetReader : public DumpReader {
                                  i + 1, readers_[i]->max_mapnr(), max_mapnr));
       max_mapnr = std::max(max_mapnr, readers_[i]->max_mapnr());
       ranges.push_back({readers_[i]->start_pfn(), readers_[i]->end_pfn()});
+      // Every part carries the whole bitmaps of the same memory.
+      const auto& mine = readers_[i]->survey();
+      if (!mine) continue;
+      if (!reference) {
+        reference = &*mine;
+        reference_part = i;
+        continue;
+      }
+      for (int half = 0; half < 2; ++half)
+        if (mine->digest[half] != reference->digest[half])
+          findings.Add(Severity::kCorrupt, "split-mismatch",
+                       fmt::format("split set: the {} bitmap of part {} "
+                                   "differs from part {}'s",
+                                   half ? "second" : "first", i + 1,
+                                   reference_part + 1));
     }
     facts.format = "kdump-compressed";
     facts.split = true;

@@ -89,6 +89,20 @@ size_t FileSource::ReadAt(uint64_t offset, std::span<uint8_t> out) {
   return done;
 }
 
+uint64_t FileSource::DataFrom(uint64_t offset) {
+  if (offset >= size_) return size_;
+  off_t at = ::lseek(fd_, static_cast<off_t>(offset), SEEK_DATA);
+  if (at < 0) return errno == ENXIO ? size_ : offset;  // ENXIO: only a hole
+  return std::min(static_cast<uint64_t>(at), size_);
+}
+
+uint64_t FileSource::HoleFrom(uint64_t offset) {
+  if (offset >= size_) return size_;
+  off_t at = ::lseek(fd_, static_cast<off_t>(offset), SEEK_HOLE);
+  if (at < 0) return size_;
+  return std::clamp(static_cast<uint64_t>(at), offset, size_);
+}
+
 size_t MemorySource::ReadAt(uint64_t offset, std::span<uint8_t> out) {
   // An empty span may have a null data(): never hand it to memcpy.
   if (out.empty() || offset >= data_.size()) return 0;

@@ -37,6 +37,18 @@ class Source {
     if (offset >= size) return 0;
     return std::min(len, size - offset);
   }
+  // The first offset at or after `offset` that may hold data, or Size()
+  // when none does.  A sparse file's holes read as zeros; readers that
+  // count or scan skip them, so that a header claiming a huge region costs
+  // only the bytes on disk.  The default: every byte may hold data.
+  virtual uint64_t DataFrom(uint64_t offset) {
+    return std::min(offset, Size());
+  }
+  // The end of the data run that holds `offset`: the next hole or Size().
+  virtual uint64_t HoleFrom(uint64_t offset) {
+    (void)offset;
+    return Size();
+  }
   // Whether concurrent ReadAt calls are safe.
   virtual bool ThreadSafe() const { return false; }
   // A name for messages (the file path).
@@ -53,6 +65,20 @@ void ReadExact(Source& src, uint64_t offset, std::span<uint8_t> out,
 // N bytes at offset O: no data was written for [a, b)".
 void RequireWritten(Source& src, uint64_t offset, uint64_t length,
                     std::string_view what);
+// Calls fn(a, b) for each run [a, b) inside [offset, offset + len) that may
+// hold data (Source::DataFrom), in order; bytes outside the runs read as
+// zeros.
+template <class Fn>
+void ForEachDataRun(Source& src, uint64_t offset, uint64_t len, Fn&& fn) {
+  const uint64_t end = offset + std::min(len, UINT64_MAX - offset);
+  for (uint64_t at = offset; at < end;) {
+    uint64_t a = std::max(at, src.DataFrom(at));
+    if (a >= end) break;
+    uint64_t b = std::min(end, std::max(a + 1, src.HoleFrom(a)));
+    fn(a, b);
+    at = b;
+  }
+}
 // ReadExact into a new buffer, after RequireWritten.
 std::vector<uint8_t> ReadVector(Source& src, uint64_t offset, uint64_t length,
                                 std::string_view what);
@@ -67,6 +93,10 @@ class FileSource : public Source {
 
   uint64_t Size() override { return size_; }
   size_t ReadAt(uint64_t offset, std::span<uint8_t> out) override;
+  // SEEK_DATA and SEEK_HOLE; where the file system has no hole support the
+  // whole file is one data run.
+  uint64_t DataFrom(uint64_t offset) override;
+  uint64_t HoleFrom(uint64_t offset) override;
   bool ThreadSafe() const override { return true; }
   std::string Name() const override { return path_; }
 

@@ -145,7 +145,9 @@ Bytes KdumpPart(const DumpSpec& s, bool split, uint64_t start, uint64_t end,
   for (const auto& [pfn, data] : s.pages)
     if (pfn >= start && pfn < end) mine.push_back({pfn, &data});
   lay.desc_off = b.size();
-  b.resize(b.size() + mine.size() * 24, 0);
+  // makedumpfile sizes the table by every dumpable page of the bitmap, also
+  // in a split part, whose own descriptors fill only the start of it.
+  b.resize(b.size() + (split ? s.pages.size() : mine.size()) * 24, 0);
   lay.data_off = b.size();
   std::optional<uint64_t> zero_at;
   if (s.dump_level & 1) {
@@ -556,11 +558,15 @@ TempDir::~TempDir() {
 }
 
 SparseKdump WriteSparseKdump1TiB(const std::string& path) {
-  const uint64_t max_mapnr = 1ull << 28;  // 1 TiB of 4 KiB pages
-  const uint64_t half = max_mapnr / 8;    // 32 MiB per bitmap
+  // 1 TiB of 4 KiB pages (32 MiB per bitmap), a dumped page every GiB.
+  return WriteSparseKdump(path, 1ull << 28, 1ull << 18);
+}
+
+SparseKdump WriteSparseKdump(const std::string& path, uint64_t max_mapnr,
+                             uint64_t stride) {
+  const uint64_t half = (max_mapnr / 8 + 4095) / 4096 * 4096;
   const uint64_t bitmap_off = 2 * 4096;
   const uint64_t desc_off = bitmap_off + 2 * half;
-  const uint64_t stride = 1 << 18;  // a dumped page every GiB
   const uint64_t npages = max_mapnr / stride;
   auto pwrite_all = [](int fd, const void* p, size_t n, uint64_t off) {
     if (::pwrite(fd, p, n, static_cast<off_t>(off)) != static_cast<ssize_t>(n))

@@ -124,6 +124,11 @@ struct SparseKdump {
   uint64_t dumped_pages;
 };
 SparseKdump WriteSparseKdump1TiB(const std::string& path);
+// The same for `max_mapnr` pfns with a dumped page (and an excluded one 8
+// pfns later) every `stride` pfns: the file's apparent size follows the
+// bitmaps the header claims, its blocks on disk the pages it holds.
+SparseKdump WriteSparseKdump(const std::string& path, uint64_t max_mapnr,
+                             uint64_t stride);
 // Parts of a split set over pfn ranges split at `cuts` (ascending, inside
 // (0, max_mapnr)).
 std::vector<Bytes> BuildSplit(const DumpSpec& spec,
