@@ -1,0 +1,80 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+#
+# dracut module nmimgr: puts nmimgr.ko (the copy modprobe finds for the
+# target kernel, DKMS's under updates/dkms included), /etc/nmimgr.conf and
+# nmimgr-load into the initramfs, and loads nmimgr from the cmdline hook,
+# before udev and before anything else runs.  In a kdump capture kernel
+# (/proc/vmcore) nmimgr starts latched and drops the NMIs that reach it
+# while the dump is written; in the first kernel it applies the policy.
+#
+# 51: dracut keeps 50-59 for modules from outside its tree.  50 is taken
+# (50drm, 50plymouth, Ubuntu's 50kdump-tools); the number orders only the
+# install() calls, and nothing here depends on another module's files.
+#
+# Included when asked (dracut --add nmimgr), in kdump builds (mkdumprd
+# exports IN_KDUMP) when nmimgr.conf says capture_module = yes, and in
+# first-kernel builds when it says boot_initramfs = yes.  The settings come
+# from the one reader of the file, nmimgr-load.
+#
+# NMIMGR_LOAD and NMIMGR_CONF (host paths) override where nmimgr-load and
+# the configuration are taken from; the image always gets
+# /usr/sbin/nmimgr-load and /etc/nmimgr.conf.
+
+nmimgr_load_bin() {
+    local _bin=${NMIMGR_LOAD:-/usr/sbin/nmimgr-load}
+    [[ -x ${dracutsysrootdir-}$_bin ]] || return 1
+    echo "${dracutsysrootdir-}$_bin"
+}
+
+nmimgr_conf() {
+    echo "${NMIMGR_CONF:-/etc/nmimgr.conf}"
+}
+
+# nmimgr_setting KEY: the setting as nmimgr-load reads it from the file.
+nmimgr_setting() {
+    local _bin
+    _bin=$(nmimgr_load_bin) || return 1
+    "$_bin" -q -c "${dracutsysrootdir-}$(nmimgr_conf)" --get "$1"
+}
+
+# called by dracut
+check() {
+    local _want
+    nmimgr_load_bin > /dev/null || return 1
+    require_binaries modprobe || return 1
+    if [[ ${IN_KDUMP-} ]]; then
+        # an invalid file fails the build loudly rather than drop the shield
+        _want=$(nmimgr_setting capture_module) || return 1
+        [[ $_want == yes ]] && return 0
+        return 1
+    fi
+    _want=$(nmimgr_setting boot_initramfs) || return 1
+    [[ $_want == yes ]] && return 0
+    return 255
+}
+
+# called by dracut
+depends() {
+    return 0
+}
+
+# called by dracut
+installkernel() {
+    # a hostonly (kdump: strict) build keeps only modules the host has
+    # loaded; nmimgr is wanted whether or not it is loaded right now
+    hostonly='' instmods nmimgr
+}
+
+# called by dracut
+install() {
+    local _bin _conf
+    _bin=$(nmimgr_load_bin) || return 1
+    inst_binary "${_bin#"${dracutsysrootdir-}"}" /usr/sbin/nmimgr-load
+    inst_multiple modprobe
+    _conf=$(nmimgr_conf)
+    if [[ -e ${dracutsysrootdir-}$_conf ]]; then
+        inst_simple "${dracutsysrootdir-}$_conf" /etc/nmimgr.conf
+    fi
+    inst_hook cmdline 00 "$moddir/nmimgr-load.sh"
+}

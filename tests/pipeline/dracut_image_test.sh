@@ -1,0 +1,91 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+# The real dracut (059 on Debian 12) with the installed dracut module:
+# `dracut --no-hostonly --kver KVER --add nmimgr` against a Debian kernel
+# whose modules carry nmimgr.ko where DKMS puts it (updates/dkms), checked
+# with lsinitrd: the module (and modules.dep), the config, the loader and
+# the cmdline hook are inside, and the image's loader runs with the image's
+# libraries.  Then kdump builds (IN_KDUMP, as mkdumprd exports it) with
+# only the base module: nmimgr comes in through the drop-in when
+# capture_module = yes and stays out when it is no.
+# shellcheck source=tests/pipeline/lib.sh
+. "$(dirname "$0")/lib.sh"
+for t in dracut lsinitrd depmod cpio; do
+	command -v "$t" > /dev/null || skip "$t is missing (apt-get install dracut-core kmod cpio)"
+done
+lab_kernel
+module_ko
+fresh_work
+cd "$NMIMGR_TEST_WORK"
+stage_install "$PWD/stage"
+private_modroot "$PWD/modroot"
+
+# dracut's own tree, with nmimgr's module and drop-in as installed
+cp -a /usr/lib/dracut dracutbase
+cp -a stage/usr/lib/dracut/modules.d/51nmimgr dracutbase/modules.d/
+mkdir -p dracutbase/dracut.conf.d
+cp -a stage/usr/lib/dracut/dracut.conf.d/99-nmimgr.conf dracutbase/dracut.conf.d/
+export dracutbasedir=$PWD/dracutbase
+export NMIMGR_LOAD=$PWD/stage/usr/sbin/nmimgr-load NMIMGR_CONF=$PWD/nmimgr.conf
+printf '# test policy\npanic = 0\ndrop = 0x80\nconfirm = 1\n' > nmimgr.conf
+mkdir tmp
+
+build() { # build IMAGE DRACUT-ARGS...
+	local img=$1
+	shift
+	if ! dracut --force --no-compress --tmpdir "$PWD/tmp" --kver "$kver" \
+		--kmoddir "$kmoddir" "$@" "$img" > "$img.log" 2>&1; then
+		tail -30 "$img.log"
+		fail "dracut $* failed"
+		finish
+	fi
+}
+
+build full.img --no-hostonly --add nmimgr
+lsinitrd full.img > full.list
+has() { grep -qE "$2" "$1.list"; }
+has full " (usr/)?lib/modules/$kver/updates/dkms/nmimgr\.ko$" &&
+	pass "nmimgr.ko (DKMS's copy) is in the image" || fail "nmimgr.ko (DKMS's copy) is in the image"
+has full " usr/sbin/nmimgr-load$" && pass "the loader is in the image" || fail "the loader is in the image"
+has full " etc/nmimgr.conf$" && pass "the config is in the image" || fail "the config is in the image"
+has full " (usr/)?lib/dracut/hooks/cmdline/00-nmimgr-load\.sh$" &&
+	pass "the cmdline hook is in the image" || fail "the cmdline hook is in the image"
+expect_eq "the image's config is the host's" "$(lsinitrd -f etc/nmimgr.conf full.img)" "$(cat nmimgr.conf)"
+lsinitrd -f "usr/lib/modules/$kver/modules.dep" full.img | grep -q '^updates/dkms/nmimgr\.ko:' &&
+	pass "the image's modules.dep knows nmimgr" || fail "the image's modules.dep knows nmimgr"
+order=$(lsinitrd full.img | grep -oE 'hooks/cmdline/[^ ]+' | sort | head -n 1)
+expect_eq "nmimgr's hook is the first cmdline hook (before udev and every other one)" \
+	"$order" "hooks/cmdline/00-nmimgr-load.sh"
+lsinitrd -f usr/lib/dracut/hooks/cmdline/00-nmimgr-load.sh full.img > hook.sh
+sh -n hook.sh && pass "the hook is POSIX sh" || fail "the hook is POSIX sh"
+
+# kdump builds: only `base` asked for; the drop-in adds nmimgr when the
+# file says capture_module = yes (nmimgr-load on PATH, as installed)
+export PATH=$PWD/stage/usr/sbin:$PATH
+IN_KDUMP=1 build kdump-yes.img --no-hostonly -m base
+lsinitrd kdump-yes.img > kdump-yes.list
+has kdump-yes " (usr/)?lib/modules/$kver/updates/dkms/nmimgr\.ko$" && has kdump-yes " usr/sbin/nmimgr-load$" &&
+	pass "kdump build, capture_module = yes: nmimgr is in" || fail "kdump build, capture_module = yes: nmimgr is in"
+mkdir unpacked
+(cd unpacked && cpio -id --quiet < ../kdump-yes.img)
+expect_eq "the image's loader runs on the image's libraries and reads the image's config" \
+	"$(chroot unpacked /usr/sbin/nmimgr-load --get policy)" \
+	"ignore= drop=128 panic=0 mask=0xc0 dry_run=0 confirm=500-10000"
+expect_eq "the image's nmimgr.ko is built for $kver" \
+	"$(modinfo -F vermagic "unpacked/usr/lib/modules/$kver/updates/dkms/nmimgr.ko" | cut -d' ' -f1)" "$kver"
+printf 'panic = 0\ncapture_module = no\n' > nmimgr.conf
+IN_KDUMP=1 build kdump-no.img --no-hostonly -m base
+lsinitrd kdump-no.img > kdump-no.list
+has kdump-no "nmimgr" && fail "kdump build, capture_module = no: nmimgr stays out" ||
+	pass "kdump build, capture_module = no: nmimgr stays out"
+build first.img --no-hostonly -m base
+lsinitrd first.img > first.list
+has first "nmimgr" && fail "first-kernel build, boot_initramfs = no: nmimgr stays out" ||
+	pass "first-kernel build, boot_initramfs = no: nmimgr stays out"
+printf 'panic = 0\nboot_initramfs = yes\n' > nmimgr.conf
+build early.img --no-hostonly -m base
+lsinitrd early.img > early.list
+has early " (usr/)?lib/modules/$kver/updates/dkms/nmimgr\.ko$" &&
+	pass "first-kernel build, boot_initramfs = yes: nmimgr is in" ||
+	fail "first-kernel build, boot_initramfs = yes: nmimgr is in"
+finish
