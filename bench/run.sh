@@ -28,77 +28,77 @@ mib=${NMIMGR_BENCH_MIB:-1024}
 runs=${NMIMGR_BENCH_RUNS:-3}
 
 cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=Release \
-  -DNMIMGR_BUILD_TESTS=OFF >/dev/null
+	-DNMIMGR_BUILD_TESTS=OFF > /dev/null
 cmake --build "$build" -j2 --target nmimgr-vmcore-check nmimgr-bench \
-  >/dev/null
+	> /dev/null
 bench=$build/bench/nmimgr-bench
 cli=$build/tools/cli/nmimgr-vmcore-check
 mkdir -p "$dir"
 
-field() {  # field NAME LINE
-  echo "$2" | tr ' ' '\n' | sed -n "s/^$1=//p"
+field() { # field NAME LINE
+	echo "$2" | tr ' ' '\n' | sed -n "s/^$1=//p"
 }
 
 # best_of CMD...: runs CMD $runs times under "nmimgr-bench spawn"; prints
 # "<best wall s> <largest maxrss KiB> <exit status>".
 best_of() {
-  local best="" rss=0 status=0 line w r
-  for _ in $(seq "$runs"); do
-    line=$("$bench" spawn "$@")
-    w=$(field wall_s "$line")
-    r=$(field maxrss_kib "$line")
-    status=$(field status "$line")
-    if [ -z "$best" ] || awk "BEGIN{exit !($w < $best)}"; then best=$w; fi
-    [ "$r" -gt "$rss" ] && rss=$r
-  done
-  echo "$best $rss $status"
+	local best="" rss=0 status=0 line w r
+	for _ in $(seq "$runs"); do
+		line=$("$bench" spawn "$@")
+		w=$(field wall_s "$line")
+		r=$(field maxrss_kib "$line")
+		status=$(field status "$line")
+		if [ -z "$best" ] || awk "BEGIN{exit !($w < $best)}"; then best=$w; fi
+		[ "$r" -gt "$rss" ] && rss=$r
+	done
+	echo "$best $rss $status"
 }
 
 row() { printf '%-44s %10s %12s %8s\n' "$@"; }
 
 sparse=$dir/sparse-1tib/vmcore
 if [ ! -f "$sparse" ]; then
-  mkdir -p "$(dirname "$sparse")"
-  "$bench" sparse "$sparse"
+	mkdir -p "$(dirname "$sparse")"
+	"$bench" sparse "$sparse"
 fi
 echo "(a) sparse kdump-compressed dump describing 1 TiB: $(du -h "$sparse" | cut -f1) on disk, $(stat -c %s "$sparse") bytes apparent"
 row "run" "wall s" "peak RSS MiB" "exit"
 for mode in --no-scan default; do
-  args=(--quiet)
-  [ "$mode" = default ] || args+=("$mode")
-  read -r w r s < <(best_of "$cli" "${args[@]}" "$sparse")
-  row "nmimgr-vmcore-check $mode" "$w" "$((r / 1024))" "$s"
+	args=(--quiet)
+	[ "$mode" = default ] || args+=("$mode")
+	read -r w r s < <(best_of "$cli" "${args[@]}" "$sparse")
+	row "nmimgr-vmcore-check $mode" "$w" "$((r / 1024))" "$s"
 done
 echo
 
 echo "(b, c) --deep on $mib MiB of page data; MB/s of page data"
 row "run" "wall s" "MB/s" "vs loop"
 for codec in zlib lzo; do
-  dump=$dir/$codec-$mib/vmcore
-  if [ ! -f "$dump.idx" ]; then
-    mkdir -p "$(dirname "$dump")"
-    "$bench" dump "$dump" "$codec" "$mib" >/dev/null
-  fi
-  cat "$dump" >/dev/null  # into the page cache
-  pages=$(( $(stat -c %s "$dump.idx") / 24 ))
-  mb=$(awk "BEGIN{print $pages * 4096 / 1e6}")
-  echo "$codec: $pages pages, $(du -h "$dump" | cut -f1) file"
-  line=$("$bench" decode "$dump")
-  loop=$(field mb_per_s "$line")
-  row "  plain one-thread $codec loop" "$(field secs "$line")" "$loop" "1.00x"
-  for threads in "$(nproc)" 1; do
-    args=(--quiet --deep --threads "$threads")
-    read -r w _ s < <(best_of "$cli" "${args[@]}" "$dump")
-    rate=$(awk "BEGIN{printf \"%.1f\", $mb / $w}")
-    row "  nmimgr-vmcore-check --deep --threads $threads" "$w" "$rate" \
-      "$(awk "BEGIN{printf \"%.2fx\", $rate / $loop}")"
-    [ "$s" = 0 ] || echo "  (exit status $s)"
-  done
-  if line=$("$bench" kdumpfile "$dump" 2>&1); then
-    rate=$(field mb_per_s "$line")
-    row "  libkdumpfile kdump_read, one thread" "$(field secs "$line")" \
-      "$rate" "$(awk "BEGIN{printf \"%.2fx\", $rate / $loop}")"
-  else
-    echo "  libkdumpfile: $line"
-  fi
+	dump=$dir/$codec-$mib/vmcore
+	if [ ! -f "$dump.idx" ]; then
+		mkdir -p "$(dirname "$dump")"
+		"$bench" dump "$dump" "$codec" "$mib" > /dev/null
+	fi
+	cat "$dump" > /dev/null # into the page cache
+	pages=$(($(stat -c %s "$dump.idx") / 24))
+	mb=$(awk "BEGIN{print $pages * 4096 / 1e6}")
+	echo "$codec: $pages pages, $(du -h "$dump" | cut -f1) file"
+	line=$("$bench" decode "$dump")
+	loop=$(field mb_per_s "$line")
+	row "  plain one-thread $codec loop" "$(field secs "$line")" "$loop" "1.00x"
+	for threads in "$(nproc)" 1; do
+		args=(--quiet --deep --threads "$threads")
+		read -r w _ s < <(best_of "$cli" "${args[@]}" "$dump")
+		rate=$(awk "BEGIN{printf \"%.1f\", $mb / $w}")
+		row "  nmimgr-vmcore-check --deep --threads $threads" "$w" "$rate" \
+			"$(awk "BEGIN{printf \"%.2fx\", $rate / $loop}")"
+		[ "$s" = 0 ] || echo "  (exit status $s)"
+	done
+	if line=$("$bench" kdumpfile "$dump" 2>&1); then
+		rate=$(field mb_per_s "$line")
+		row "  libkdumpfile kdump_read, one thread" "$(field secs "$line")" \
+			"$rate" "$(awk "BEGIN{printf \"%.2fx\", $rate / $loop}")"
+	else
+		echo "  libkdumpfile: $line"
+	fi
 done

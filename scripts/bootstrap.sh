@@ -18,13 +18,15 @@ packages=(
 	dracut-core e2fsprogs xz-utils zstd
 	python3 python3-pytest
 	# cross-checks and lint
-	libkdumpfile-dev python3-libkdumpfile shellcheck sparse
+	libkdumpfile-dev python3-libkdumpfile shellcheck shfmt sparse
+	# pipeline tests: mkinitramfs and lsinitramfs (no kernel hooks)
+	initramfs-tools-core
 )
 
 missing=()
 for p in "${packages[@]}"; do
 	# dpkg-query prints nothing useful for absent packages; trust the status.
-	if ! dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null |
+	if ! dpkg-query -W -f='${Status}\n' "$p" 2> /dev/null |
 		grep -q '^install ok installed$'; then
 		missing+=("$p")
 	fi

@@ -8,7 +8,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 build=${NMIMGR_BUILD_DIR:-$top/build}
 
 "$top/scripts/bootstrap.sh"
-cmake -S "$top" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$build" -j"$(nproc)" >/dev/null
+cmake -S "$top" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo > /dev/null
+cmake --build "$build" -j"$(nproc)" > /dev/null
 # Debian's interpreter: it has python3-libkdumpfile, whatever is first in PATH.
 exec /usr/bin/python3 "$top/tests/vm/demo.py" "$@"

@@ -76,5 +76,6 @@ install() {
     if [[ -e ${dracutsysrootdir-}$_conf ]]; then
         inst_simple "${dracutsysrootdir-}$_conf" /etc/nmimgr.conf
     fi
+    # shellcheck disable=SC2154 # dracut sets moddir for install()
     inst_hook cmdline 00 "$moddir/nmimgr-load.sh"
 }

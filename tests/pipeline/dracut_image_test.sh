@@ -44,28 +44,24 @@ build() { # build IMAGE DRACUT-ARGS...
 build full.img --no-hostonly --add nmimgr
 lsinitrd full.img > full.list
 has() { grep -qE "$2" "$1.list"; }
-has full " (usr/)?lib/modules/$kver/updates/dkms/nmimgr\.ko$" &&
-	pass "nmimgr.ko (DKMS's copy) is in the image" || fail "nmimgr.ko (DKMS's copy) is in the image"
-has full " usr/sbin/nmimgr-load$" && pass "the loader is in the image" || fail "the loader is in the image"
-has full " etc/nmimgr.conf$" && pass "the config is in the image" || fail "the config is in the image"
-has full " (usr/)?lib/dracut/hooks/cmdline/00-nmimgr-load\.sh$" &&
-	pass "the cmdline hook is in the image" || fail "the cmdline hook is in the image"
+if has full " (usr/)?lib/modules/$kver/updates/dkms/nmimgr\.ko$"; then pass "nmimgr.ko (DKMS's copy) is in the image"; else fail "nmimgr.ko (DKMS's copy) is in the image"; fi
+if has full " usr/sbin/nmimgr-load$"; then pass "the loader is in the image"; else fail "the loader is in the image"; fi
+if has full " etc/nmimgr.conf$"; then pass "the config is in the image"; else fail "the config is in the image"; fi
+if has full " (usr/)?lib/dracut/hooks/cmdline/00-nmimgr-load\.sh$"; then pass "the cmdline hook is in the image"; else fail "the cmdline hook is in the image"; fi
 expect_eq "the image's config is the host's" "$(lsinitrd -f etc/nmimgr.conf full.img)" "$(cat nmimgr.conf)"
-lsinitrd -f "usr/lib/modules/$kver/modules.dep" full.img | grep -q '^updates/dkms/nmimgr\.ko:' &&
-	pass "the image's modules.dep knows nmimgr" || fail "the image's modules.dep knows nmimgr"
+if lsinitrd -f "usr/lib/modules/$kver/modules.dep" full.img | grep -q '^updates/dkms/nmimgr\.ko:'; then pass "the image's modules.dep knows nmimgr"; else fail "the image's modules.dep knows nmimgr"; fi
 order=$(lsinitrd full.img | grep -oE 'hooks/cmdline/[^ ]+' | sort | head -n 1)
 expect_eq "nmimgr's hook is the first cmdline hook (before udev and every other one)" \
 	"$order" "hooks/cmdline/00-nmimgr-load.sh"
 lsinitrd -f usr/lib/dracut/hooks/cmdline/00-nmimgr-load.sh full.img > hook.sh
-sh -n hook.sh && pass "the hook is POSIX sh" || fail "the hook is POSIX sh"
+if sh -n hook.sh; then pass "the hook is POSIX sh"; else fail "the hook is POSIX sh"; fi
 
 # kdump builds: only `base` asked for; the drop-in adds nmimgr when the
 # file says capture_module = yes (nmimgr-load on PATH, as installed)
 export PATH=$PWD/stage/usr/sbin:$PATH
 IN_KDUMP=1 build kdump-yes.img --no-hostonly -m base
 lsinitrd kdump-yes.img > kdump-yes.list
-has kdump-yes " (usr/)?lib/modules/$kver/updates/dkms/nmimgr\.ko$" && has kdump-yes " usr/sbin/nmimgr-load$" &&
-	pass "kdump build, capture_module = yes: nmimgr is in" || fail "kdump build, capture_module = yes: nmimgr is in"
+if has kdump-yes " (usr/)?lib/modules/$kver/updates/dkms/nmimgr\.ko$" && has kdump-yes " usr/sbin/nmimgr-load$"; then pass "kdump build, capture_module = yes: nmimgr is in"; else fail "kdump build, capture_module = yes: nmimgr is in"; fi
 mkdir unpacked
 (cd unpacked && cpio -id --quiet < ../kdump-yes.img)
 expect_eq "the image's loader runs on the image's libraries and reads the image's config" \
@@ -76,16 +72,12 @@ expect_eq "the image's nmimgr.ko is built for $kver" \
 printf 'panic = 0\ncapture_module = no\n' > nmimgr.conf
 IN_KDUMP=1 build kdump-no.img --no-hostonly -m base
 lsinitrd kdump-no.img > kdump-no.list
-has kdump-no "nmimgr" && fail "kdump build, capture_module = no: nmimgr stays out" ||
-	pass "kdump build, capture_module = no: nmimgr stays out"
+if has kdump-no "nmimgr"; then fail "kdump build, capture_module = no: nmimgr stays out"; else pass "kdump build, capture_module = no: nmimgr stays out"; fi
 build first.img --no-hostonly -m base
 lsinitrd first.img > first.list
-has first "nmimgr" && fail "first-kernel build, boot_initramfs = no: nmimgr stays out" ||
-	pass "first-kernel build, boot_initramfs = no: nmimgr stays out"
+if has first "nmimgr"; then fail "first-kernel build, boot_initramfs = no: nmimgr stays out"; else pass "first-kernel build, boot_initramfs = no: nmimgr stays out"; fi
 printf 'panic = 0\nboot_initramfs = yes\n' > nmimgr.conf
 build early.img --no-hostonly -m base
 lsinitrd early.img > early.list
-has early " (usr/)?lib/modules/$kver/updates/dkms/nmimgr\.ko$" &&
-	pass "first-kernel build, boot_initramfs = yes: nmimgr is in" ||
-	fail "first-kernel build, boot_initramfs = yes: nmimgr is in"
+if has early " (usr/)?lib/modules/$kver/updates/dkms/nmimgr\.ko$"; then pass "first-kernel build, boot_initramfs = yes: nmimgr is in"; else fail "first-kernel build, boot_initramfs = yes: nmimgr is in"; fi
 finish

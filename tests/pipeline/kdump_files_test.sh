@@ -27,6 +27,7 @@ mkroot() { # mkroot DIR DEFAULTS-SAMPLE
 }
 # sourced the way kdump-config does it
 dash_value() {
+	# shellcheck disable=SC2016 # expanded by dash
 	env -i dash -c '. "$1"; printf %s "$KDUMP_CMDLINE_APPEND"' sh "$1/etc/default/kdump-tools"
 }
 
@@ -54,18 +55,13 @@ for sample in kdump-tools.default kdump-tools.admin; do
 	cp "$r/etc/default/kdump-tools" once
 	cp "$r/etc/kdump/sysctl.conf" once.sysctl
 	"$helper" --root "$r" install > again.out
-	cmp -s once "$r/etc/default/kdump-tools" && cmp -s once.sysctl "$r/etc/kdump/sysctl.conf" &&
-		pass "$sample: installing twice changes nothing" || fail "$sample: installing twice changes nothing"
+	if cmp -s once "$r/etc/default/kdump-tools" && cmp -s once.sysctl "$r/etc/kdump/sysctl.conf"; then pass "$sample: installing twice changes nothing"; else fail "$sample: installing twice changes nothing"; fi
 	expect_match "$sample: nothing to rebuild when nothing changed" "$(cat again.out)" "*up to date, nothing to rebuild*"
 	expect_eq "$sample: one block" "$(grep -c '^# >>> nmimgr' "$r/etc/default/kdump-tools")" 1
 
 	"$helper" --root "$r" remove > /dev/null
-	cmp "$samples/$sample" "$r/etc/default/kdump-tools" &&
-		pass "$sample: remove restores the defaults file byte for byte" ||
-		fail "$sample: remove restores the defaults file byte for byte"
-	cmp "$samples/kdump-sysctl.conf" "$r/etc/kdump/sysctl.conf" &&
-		pass "$sample: remove restores sysctl.conf byte for byte" ||
-		fail "$sample: remove restores sysctl.conf byte for byte"
+	if cmp "$samples/$sample" "$r/etc/default/kdump-tools"; then pass "$sample: remove restores the defaults file byte for byte"; else fail "$sample: remove restores the defaults file byte for byte"; fi
+	if cmp "$samples/kdump-sysctl.conf" "$r/etc/kdump/sysctl.conf"; then pass "$sample: remove restores sysctl.conf byte for byte"; else fail "$sample: remove restores sysctl.conf byte for byte"; fi
 done
 
 # an edit made while installed, outside the block, is kept by remove
@@ -75,8 +71,7 @@ mkroot "$r" "$samples/kdump-tools.default"
 sed -i 's/^USE_KDUMP=1/USE_KDUMP=0/' "$r/etc/default/kdump-tools"
 "$helper" --root "$r" remove > /dev/null
 sed 's/^USE_KDUMP=1/USE_KDUMP=0/' "$samples/kdump-tools.default" > want
-cmp want "$r/etc/default/kdump-tools" && pass "remove keeps the admin's later edit" ||
-	fail "remove keeps the admin's later edit"
+if cmp want "$r/etc/default/kdump-tools"; then pass "remove keeps the admin's later edit"; else fail "remove keeps the admin's later edit"; fi
 
 # refresh: a policy change rebuilds, a command-line change only reloads
 r=$PWD/root-refresh
@@ -85,8 +80,7 @@ mkroot "$r" "$samples/kdump-tools.default"
 cp "$r/etc/kdump/sysctl.conf" s0
 printf 'panic = 0\nconfirm = 0\n' > nmimgr.conf
 out=$("$helper" --root "$r" refresh)
-cmp -s s0 "$r/etc/kdump/sysctl.conf" && fail "a policy change rewrites the stamp" ||
-	pass "a policy change rewrites the stamp (kdump-config rebuilds on a changed sysctl.conf)"
+if cmp -s s0 "$r/etc/kdump/sysctl.conf"; then fail "a policy change rewrites the stamp"; else pass "a policy change rewrites the stamp (kdump-config rebuilds on a changed sysctl.conf)"; fi
 expect_match "a policy change: rebuild" "$out" "*kdump-config reload*rebuilt*"
 printf 'panic = 0\nconfirm = 0\ncapture_extnmi = no\n' > nmimgr.conf
 out=$("$helper" --root "$r" refresh)
@@ -103,8 +97,7 @@ rc=$?
 set -e
 expect_eq "an invalid nmimgr.conf: refresh fails" "$rc" 1
 expect_match "an invalid nmimgr.conf: file:line" "$(cat bad.out)" "*nmimgr.conf:1: panic: range 5-3 is reversed*"
-cmp -s d1 "$r/etc/default/kdump-tools" && pass "an invalid nmimgr.conf changes nothing" ||
-	fail "an invalid nmimgr.conf changes nothing"
+if cmp -s d1 "$r/etc/default/kdump-tools"; then pass "an invalid nmimgr.conf changes nothing"; else fail "an invalid nmimgr.conf changes nothing"; fi
 printf 'panic = 0\nconfirm = 1\n' > nmimgr.conf
 
 # kdumpctl: /etc/sysconfig/kdump, the pre.d trigger
@@ -126,12 +119,13 @@ expect_eq "kdumpctl: no change, hook not touched" "$(stat -c %Y "$r/etc/kdump/pr
 expect_match "kdumpctl: no change, nothing to rebuild" "$out" "*kdumpctl: up to date*"
 printf 'panic = 0\ndrop = 0x80\n' > nmimgr.conf
 "$helper" --root "$r" --kdumpctl refresh > /dev/null
-[ "$(stat -c %Y "$r/etc/kdump/pre.d/50-nmimgr")" -gt 978307200 ] &&
-	pass "kdumpctl: a policy change touches the watched pre.d hook" ||
-	fail "kdumpctl: a policy change touches the watched pre.d hook"
+if [ "$(stat -c %Y "$r/etc/kdump/pre.d/50-nmimgr")" -gt 978307200 ]; then pass "kdumpctl: a policy change touches the watched pre.d hook"; else fail "kdumpctl: a policy change touches the watched pre.d hook"; fi
 "$helper" --root "$r" --kdumpctl remove > /dev/null
-expect_eq "kdumpctl: remove deletes the file it created, and its state" \
-	"$(ls "$r/etc/sysconfig" "$r/var/lib" 2> /dev/null | tr -d '\n:')" "$r/etc/sysconfig$r/var/lib"
+if [ -e "$r/etc/sysconfig/kdump" ] || [ -e "$r/var/lib/nmimgr" ]; then
+	fail "kdumpctl: remove deletes the file it created, and its state"
+else
+	pass "kdumpctl: remove deletes the file it created, and its state"
+fi
 
 mkdir -p "$r/etc/sysconfig"
 cp "$samples/sysconfig-kdump" "$r/etc/sysconfig/kdump"
@@ -140,7 +134,5 @@ expect_eq "kdumpctl: the admin's APPEND, then the shield" \
 	"$(bash -c '. "$1"; printf %s "$KDUMP_COMMANDLINE_APPEND"' sh "$r/etc/sysconfig/kdump")" \
 	"irqpoll nr_cpus=1 reset_devices panic=10 $("$load" -c nmimgr.conf --cmdline)"
 "$helper" --root "$r" --kdumpctl remove > /dev/null
-cmp "$samples/sysconfig-kdump" "$r/etc/sysconfig/kdump" &&
-	pass "kdumpctl: remove restores /etc/sysconfig/kdump byte for byte" ||
-	fail "kdumpctl: remove restores /etc/sysconfig/kdump byte for byte"
+if cmp "$samples/sysconfig-kdump" "$r/etc/sysconfig/kdump"; then pass "kdumpctl: remove restores /etc/sysconfig/kdump byte for byte"; else fail "kdumpctl: remove restores /etc/sysconfig/kdump byte for byte"; fi
 finish

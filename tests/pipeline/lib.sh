@@ -61,7 +61,9 @@ lab_kernel() {
 	kver=
 	for d in "$cache"/kernels/*/; do
 		d=${d%/}
-		[ -e "$d/unpacked" ] && [ -d "$d/modroot/lib/modules/${d##*/}" ] || continue
+		if ! [ -e "$d/unpacked" ] || ! [ -d "$d/modroot/lib/modules/${d##*/}" ]; then
+			continue
+		fi
 		if [ -n "${NMIMGR_TEST_KVER:-}" ]; then
 			[ "${d##*/}" = "$NMIMGR_TEST_KVER" ] && kver=${d##*/}
 		elif [[ ${d##*/} == 6.1.* ]]; then
@@ -110,6 +112,7 @@ private_modroot() {
 	mkdir -p "$1/lib/modules/$kver/updates/dkms"
 	cp "$ko" "$1/lib/modules/$kver/updates/dkms/nmimgr.ko"
 	depmod -b "$1" "$kver"
+	# shellcheck disable=SC2034 # read by the tests that source this file
 	kmoddir=$1/lib/modules/$kver
 }
 

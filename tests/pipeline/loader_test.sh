@@ -169,18 +169,24 @@ rm -f proc/vmcore
 mkdir -p lib/modules/6.1.0-test/updates/dkms
 echo ko > lib/modules/6.1.0-test/updates/dkms/nmimgr.ko
 s1=$("$load" --sysroot "$PWD" --kver 6.1.0-test -c good.conf --stamp)
-{ echo "# a comment changes nothing"; cat good.conf; } > good2.conf
+{
+	echo "# a comment changes nothing"
+	cat good.conf
+} > good2.conf
 s2=$("$load" --sysroot "$PWD" --kver 6.1.0-test -c good2.conf --stamp)
 expect_eq "a comment does not change the stamp" "$s2" "$s1"
 sed 's/^confirm = 1/confirm = 0/' good.conf > good3.conf
 s3=$("$load" --sysroot "$PWD" --kver 6.1.0-test -c good3.conf --stamp)
-[ "$s3" != "$s1" ] && pass "a policy change changes the stamp" || fail "a policy change changes the stamp"
-{ cat good.conf; echo "capture_extnmi = no"; } > good4.conf
+if [ "$s3" != "$s1" ]; then pass "a policy change changes the stamp"; else fail "a policy change changes the stamp"; fi
+{
+	cat good.conf
+	echo "capture_extnmi = no"
+} > good4.conf
 expect_eq "a command-line switch does not change the stamp (it acts when kdump loads)" \
 	"$("$load" --sysroot "$PWD" --kver 6.1.0-test -c good4.conf --stamp)" "$s1"
 touch -d '2001-01-01' lib/modules/6.1.0-test/updates/dkms/nmimgr.ko
 s4=$("$load" --sysroot "$PWD" --kver 6.1.0-test -c good.conf --stamp)
-[ "$s4" != "$s1" ] && pass "a new nmimgr.ko changes the stamp" || fail "a new nmimgr.ko changes the stamp"
+if [ "$s4" != "$s1" ]; then pass "a new nmimgr.ko changes the stamp"; else fail "a new nmimgr.ko changes the stamp"; fi
 
 expect_eq "only libc (it runs in initramfs images)" \
 	"$(ldd "$load" | awk '{print $1}' | grep -v -e linux-vdso -e ld-linux -e '^libc.so' || true)" ""

@@ -17,7 +17,7 @@ export PATH
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
-exec </dev/console >/dev/console 2>&1
+exec < /dev/console > /dev/console 2>&1
 mkdir -p /run /tmp /out
 mount -t tmpfs tmpfs /run
 mount -t tmpfs tmpfs /tmp
@@ -42,9 +42,9 @@ run_hooks() {
 # The 9p stack, in the order modprobe --show-depends gave on the host.
 while read -r ko; do
 	[ -n "$ko" ] || continue
-	insmod "$ko" 2>/dev/null || grep -q "^${ko##*/}" /proc/modules ||
+	insmod "$ko" 2> /dev/null || grep -q "^${ko##*/}" /proc/modules ||
 		say "insmod $ko failed"
-done </etc/lab/modules
+done < /etc/lab/modules
 
 mount -t 9p -o trans=virtio,version=9p2000.L out /out ||
 	die "cannot mount the 9p share 'out'"
@@ -62,7 +62,7 @@ if [ -e /proc/vmcore ]; then
 		rc=$?
 		[ "$rc" -eq 0 ] && mv /out/dump/vmcore.tmp /out/dump/vmcore
 	fi
-	echo "$rc" >/out/capture.rc.tmp && mv /out/capture.rc.tmp /out/capture.rc
+	echo "$rc" > /out/capture.rc.tmp && mv /out/capture.rc.tmp /out/capture.rc
 	say "capture done rc=$rc"
 	sync
 	umount /out
@@ -76,9 +76,9 @@ agent() {
 			id=${cmd##*/}
 			id=${id%.sh}
 			[ -e "/run/done/$id" ] && continue
-			: >"/run/done/$id"
-			(cd / && sh "$cmd") >"/out/cmd/$id.out" 2>&1 </dev/null
-			echo "$?" >"/out/cmd/$id.rc.tmp"
+			: > "/run/done/$id"
+			(cd / && sh "$cmd") > "/out/cmd/$id.out" 2>&1 < /dev/null
+			echo "$?" > "/out/cmd/$id.rc.tmp"
 			mv "/out/cmd/$id.rc.tmp" "/out/cmd/$id.rc"
 		done
 		sleep 0.1

@@ -1,0 +1,26 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+# Every shell file in the tree through shellcheck and shfmt in the tree (git's files with a
+# .sh name or a sh/bash/dash shebang, dracut's sourced hooks included);
+# shfmt takes its settings from the top-level .editorconfig.
+# shellcheck source=tests/pipeline/lib.sh
+. "$(dirname "$0")/lib.sh"
+command -v shellcheck > /dev/null || skip "shellcheck is missing (apt-get install shellcheck)"
+command -v shfmt > /dev/null || skip "shfmt is missing (apt-get install shfmt)"
+cd "$NMIMGR_SOURCE_DIR"
+files=()
+while IFS= read -r f; do
+	[ -f "$f" ] || continue
+	case $f in
+	*.sh) files+=("$f") ;;
+	*) head -n 1 "$f" | grep -qE '^#!.*/(env )?(ba|da)?sh( |$)' && files+=("$f") ;;
+	esac
+done < <(git ls-files | grep -v -e '^fuzz/corpus/' -e '\.py$')
+[ ${#files[@]} -gt 0 ] || fail "no shell files found"
+echo "checking ${#files[@]} shell files"
+if shellcheck -x -P SCRIPTDIR "${files[@]}"; then pass "shellcheck"; else fail "shellcheck"; fi
+if out=$(shfmt -d "${files[@]}" 2>&1) && [ -z "$out" ]; then pass "shfmt"; else
+	printf '%s\n' "$out" | head -60
+	fail "shfmt (shfmt -w FILE fixes it)"
+fi
+finish
