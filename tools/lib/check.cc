@@ -39,8 +39,16 @@ std::unique_ptr<DumpReader> OpenOne(const std::string& path, Opened& o,
     auto stream = OpenOuter(std::move(o.owned.back()), k);
     o.owned.pop_back();
     src = stream.get();
-    o.owned.push_back(std::move(stream));
     r.outer = OuterName(k);
+    // A stream whose first decoded bytes are no dump's is decoded no
+    // further (a compression bomb).
+    std::optional<std::string> not_dump = stream->NotADump();
+    o.owned.push_back(std::move(stream));
+    if (not_dump) {
+      r.findings.Add(Severity::kCorrupt, "unknown-format",
+                     fmt::format("{}: {}", path, *not_dump));
+      return nullptr;
+    }
   }
   if (src->Size() == 0) {
     r.findings.Add(Severity::kIncomplete, "truncated",
@@ -173,15 +181,22 @@ void CheckInto(DumpResult& r, const CheckOptions& opts) {
   if (stream && stream->Truncated())
     r.findings.Add(Severity::kIncomplete, "outer-truncated",
                    stream->TruncationMessage());
+  if (stream && !stream->NotADump())
+    if (auto t = stream->TrailingData())
+      r.findings.Add(Severity::kCorrupt, "trailing-data", *t);
   if (set.split)
     for (size_t i = 0; i < opened.owned.size(); ++i)
       if (auto* st = dynamic_cast<StreamSource*>(opened.owned[i].get());
-          st && st->Truncated())
-        r.findings.Add(
-            Severity::kIncomplete, "outer-truncated",
-            fmt::format("{}: {}",
-                        std::filesystem::path(set.files[i]).filename().string(),
-                        st->TruncationMessage()));
+          st) {
+        std::string name =
+            std::filesystem::path(set.files[i]).filename().string();
+        if (st->Truncated())
+          r.findings.Add(Severity::kIncomplete, "outer-truncated",
+                         fmt::format("{}: {}", name, st->TruncationMessage()));
+        if (auto t = st->TrailingData())
+          r.findings.Add(Severity::kCorrupt, "trailing-data",
+                         fmt::format("{}: {}", name, *t));
+      }
 
   // The kernel log: saved next to the dump, else the dump's printk ring
   // buffer, else (below) a text scan of the dump's memory.
