@@ -16,6 +16,8 @@ packages=(
 	# VM lab
 	qemu-system-x86 qemu-utils busybox-static cpio kexec-tools makedumpfile
 	dracut-core e2fsprogs xz-utils zstd
+	# real Debian roots (tests/vm/lab/roots.py)
+	mmdebstrap debian-archive-keyring
 	python3 python3-pytest
 	# cross-checks and lint
 	libkdumpfile-dev python3-libkdumpfile shellcheck shfmt sparse
