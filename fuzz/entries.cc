@@ -183,9 +183,11 @@ void FuzzOuter(const uint8_t* data, size_t size) {
   if (kind == v::OuterKind::kNone) return;
   Guarded([&] {
     std::unique_ptr<v::StreamSource> s = v::OpenOuter(std::move(raw), kind);
+    if (s->NotADump()) return;  // decoded no further, as the check does
     uint64_t total = s->Size();
     s->Truncated();
     s->TruncationMessage();
+    s->TrailingData();
     // Forward, then backward (a restart of the decoder), as readers do.
     Bytes buf(4096);
     for (uint64_t off :

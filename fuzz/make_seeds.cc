@@ -5,6 +5,7 @@
 // (tools/tests/dump_builder.h), and policy strings.
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -85,7 +86,28 @@ int main(int argc, char** argv) {
     Write(dir("kdump"), "v" + std::to_string(version), t::BuildKdump(s));
   }
   t::DumpSpec s = Spec(v::kDumpZlib);
-  Bytes kdump = t::BuildKdump(s);
+  t::Layout lay;
+  Bytes kdump = t::BuildKdump(s, &lay);
+  {
+    // The consistency cases: a zeroed second bitmap, a second bitmap cut
+    // short with its table zero after (a capture that stopped), and a
+    // second bitmap that is not a subset of the first.
+    const uint64_t bm2 = lay.bitmap_off + lay.bitmap_len / 2;
+    Bytes zeroed = kdump;
+    std::fill(zeroed.begin() + static_cast<long>(bm2),
+              zeroed.begin() + static_cast<long>(bm2 + lay.bitmap_len / 2), 0);
+    Write(dir("kdump"), "zeroed-bitmap2", zeroed);
+    Bytes stopped = kdump;
+    const size_t keep = lay.desc_at.size() / 2;
+    for (size_t i = keep; i < lay.desc_at.size(); ++i)
+      std::fill_n(stopped.begin() + static_cast<long>(lay.desc_at[i]), 24, 0);
+    std::fill(stopped.begin() + static_cast<long>(bm2 + 2),
+              stopped.begin() + static_cast<long>(bm2 + lay.bitmap_len / 2), 0);
+    Write(dir("kdump"), "stopped-cycle", stopped);
+    Bytes stray = kdump;
+    stray[lay.bitmap_off] = 0;
+    Write(dir("kdump"), "bitmap2-not-subset", stray);
+  }
   Bytes elf = t::BuildElf(s);
   Write(dir("elf"), "elf", elf);
   Write(dir("dump"), "elf", elf);
@@ -106,6 +128,15 @@ int main(int argc, char** argv) {
     Write(dir("outer"), std::string("kdump.") + name, t::Compress(kind, kdump));
     Write(dir("outer"), std::string("flat.") + name, t::Compress(kind, flat));
     Write(dir("dump"), std::string("flat.") + name, t::Compress(kind, flat));
+    // Two streams (members, frames) with NUL padding after them, and a
+    // bomb: megabytes of zeros with no dump signature.
+    const size_t half = kdump.size() / 2;
+    Bytes two = t::Compress(kind, Bytes(kdump.begin(), kdump.begin() + half));
+    Append(two, t::Compress(kind, Bytes(kdump.begin() + half, kdump.end())));
+    two.insert(two.end(), 8, 0);
+    Write(dir("outer"), std::string("two-padded.") + name, two);
+    Write(dir("outer"), std::string("bomb.") + name,
+          t::Compress(kind, Bytes(8u << 20, 0)));
   }
 
   for (const std::vector<uint64_t>& cuts :
@@ -119,6 +150,19 @@ int main(int argc, char** argv) {
       Append(in, p);
     }
     Write(dir("split"), "parts" + std::to_string(parts.size()), in);
+  }
+  {
+    // Split parts whose copies of the bitmaps disagree.
+    std::vector<Bytes> parts = t::BuildSplit(s, {32});
+    parts[1][lay.bitmap_off] ^= 0x01;
+    Bytes in{1};
+    for (const Bytes& p : parts) {
+      uint32_t n = static_cast<uint32_t>(p.size());
+      for (int i = 0; i < 4; ++i)
+        in.push_back(static_cast<uint8_t>(n >> (8 * i)));
+      Append(in, p);
+    }
+    Write(dir("split"), "bitmaps-disagree", in);
   }
 
   // kernel-log: the VMCOREINFO the dump carries, then pfns 40-56.

@@ -1,8 +1,9 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0-or-later
-# Every shell file in the tree through shellcheck and shfmt in the tree (git's files with a
-# .sh name or a sh/bash/dash shebang, dracut's sourced hooks included);
-# shfmt takes its settings from the top-level .editorconfig.
+# Every shell file in the tree through shellcheck and shfmt: git's files
+# with a .sh name or a sh/bash/dash shebang, dracut's sourced hooks and
+# drop-ins included.  shfmt takes its settings from the top-level
+# .editorconfig.
 # shellcheck source=tests/pipeline/lib.sh
 . "$(dirname "$0")/lib.sh"
 command -v shellcheck > /dev/null || skip "shellcheck is missing (apt-get install shellcheck)"
@@ -13,6 +14,7 @@ while IFS= read -r f; do
 	[ -f "$f" ] || continue
 	case $f in
 	*.sh) files+=("$f") ;;
+	dracut/*.conf) files+=("$f") ;; # sourced by dracut's bash
 	*) head -n 1 "$f" | grep -qE '^#!.*/(env )?(ba|da)?sh( |$)' && files+=("$f") ;;
 	esac
 done < <(git ls-files | grep -v -e '^fuzz/corpus/' -e '\.py$')
