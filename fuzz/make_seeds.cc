@@ -112,10 +112,12 @@ int main(int argc, char** argv) {
   Write(dir("elf"), "elf", elf);
   Write(dir("dump"), "elf", elf);
 
-  Bytes flat = t::Flatten(kdump, {.record_size = 3000});
+  Bytes flat = t::Flatten(kdump, {.record_size = 3000, .unwritten = {}});
   Write(dir("flattened"), "kdump", flat);
   Write(dir("flattened"), "kdump-rewritten",
-        t::Flatten(kdump, {.record_size = 8192, .rewrite_header = true}));
+        t::Flatten(
+            kdump,
+            {.record_size = 8192, .rewrite_header = true, .unwritten = {}}));
   Write(dir("flattened"), "elf", t::Flatten(elf));
   Write(dir("dump"), "flattened", flat);
 

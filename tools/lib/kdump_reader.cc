@@ -33,6 +33,18 @@ struct Desc {
   uint64_t page_flags = 0;
 };
 
+// Reads bitmap bytes at `offset` as far as they were written; the rest
+// reads as zeros.  makedumpfile writes each bitmap half only as far as the
+// bytes that cover max_mapnr (Check requires those) and leaves the padding
+// of the half's last block unwritten: a plain file holds zeros there, a
+// flattened stream (-F) has no record for it, and the bitmaps are read in
+// whole 64-bit words.
+void ReadBitmapBytes(Source& src, uint64_t offset, std::span<uint8_t> out,
+                     std::string_view what) {
+  std::fill(out.begin(), out.end(), 0);
+  ReadExact(src, offset, out.first(src.Written(offset, out.size())), what);
+}
+
 // Walks the second bitmap over [start, end) and the descriptor table in
 // step, reading both in bounded chunks: memory stays small however large
 // the dump.
@@ -114,11 +126,11 @@ class DescWalker {
     uint64_t run = hole > bm_off_ + bm_first_byte_
                        ? (hole - bm_off_ - bm_first_byte_ + 7) & ~uint64_t{7}
                        : kBitmapChunk;
-    bm_len_ = std::min({kBitmapChunk, std::max<uint64_t>(run, 8),
-                        bm_half_ - bm_first_byte_});
+    bm_len_ = std::min(
+        {kBitmapChunk, std::max<uint64_t>(run, 8), bm_half_ - bm_first_byte_});
     bm_.assign(bm_len_ + 8, 0);  // zero tail so whole words can be read
-    ReadExact(src_, bm_off_ + bm_first_byte_,
-              std::span<uint8_t>(bm_.data(), bm_len_), "second bitmap");
+    ReadBitmapBytes(src_, bm_off_ + bm_first_byte_,
+                    std::span<uint8_t>(bm_.data(), bm_len_), "second bitmap");
   }
 
   void LoadDescs(uint64_t index) {
@@ -170,12 +182,7 @@ uint64_t CountBits(Source& src, uint64_t off, uint64_t start, uint64_t end,
     for (uint64_t at = (a - off) & ~uint64_t{7}; at < run_end;) {
       uint64_t len = std::min(kBitmapChunk, run_end - at);
       buf.assign(len + 8, 0);
-      size_t got = src.ReadAt(off + at, std::span<uint8_t>(buf.data(), len));
-      if (got < len)
-        throw TruncatedError(fmt::format(
-            "reading {}: short read at offset {} ({} bytes wanted, data ends "
-            "at {})",
-            what, off + at, len, off + at + got));
+      ReadBitmapBytes(src, off + at, std::span<uint8_t>(buf.data(), len), what);
       for (uint64_t i = 0; i < len; i += 8)
         count += static_cast<uint64_t>(std::popcount(
             InRange(LoadWord(buf.data() + i), (at + i) * 8, start, end)));
@@ -194,7 +201,7 @@ struct BitmapSurvey {
   uint64_t dumped_all = 0;   // second bitmap, [0, max_mapnr)
   uint64_t not_present = 0;  // second-bitmap bits whose first bit is clear
   uint64_t first_not_present = 0;
-  uint64_t past[2] = {};     // bits at or past max_mapnr, per half
+  uint64_t past[2] = {};  // bits at or past max_mapnr, per half
   // An order-free digest of each half's set bits: split parts carry the
   // same bitmaps, so their digests must agree.
   uint64_t digest[2] = {};
@@ -240,8 +247,8 @@ BitmapSurvey SurveyBitmaps(Source& src, uint64_t off, uint64_t half,
     uint64_t len = to - at;
     b1.resize(len);
     b2.resize(len);
-    ReadExact(src, off + at, b1, "first bitmap");
-    ReadExact(src, off + half + at, b2, "second bitmap");
+    ReadBitmapBytes(src, off + at, b1, "first bitmap");
+    ReadBitmapBytes(src, off + half + at, b2, "second bitmap");
     for (uint64_t i = 0; i + 8 <= len; i += 8) {
       uint64_t w1 = LoadWord(b1.data() + i), w2 = LoadWord(b2.data() + i);
       if (!(w1 | w2)) continue;
@@ -560,8 +567,12 @@ class KdumpReader : public DumpReader {
           "bitmap: {} bytes at offset {} end past the end of the file ({})",
           bitmap_len, bitmap_off_, file_size_));
     // A bitmap the stream never wrote is missing, not zeros to count: the
-    // work below must stay bounded by the bytes on disk.
-    RequireWritten(src_, bitmap_off_, bitmap_len, "bitmap");
+    // work below must stay bounded by the bytes on disk.  Each half must be
+    // written as far as its bytes cover max_mapnr; makedumpfile leaves the
+    // rest of the half's last block unwritten (ReadBitmapBytes).
+    const uint64_t cover = std::min(bitmap_half_, (max_mapnr_ + 7) / 8);
+    RequireWritten(src_, bitmap_off_, cover, "first bitmap");
+    RequireWritten(src_, bitmap_off_ + bitmap_half_, cover, "second bitmap");
 
     survey_ = SurveyBitmaps(src_, bitmap_off_, bitmap_half_, start_pfn_,
                             end_pfn_, max_mapnr_);
@@ -590,7 +601,8 @@ class KdumpReader : public DumpReader {
     // Descriptors are read only as far as they were written (the file's
     // end for a plain file; the first hole for a flattened stream).
     desc_limit_ = desc_off_ + src_.Written(desc_off_, table_len);
-    if (desc_limit_ < desc_end_ && desc_limit_ < file_size_) unwritten_desc_ = true;
+    if (desc_limit_ < desc_end_ && desc_limit_ < file_size_)
+      unwritten_desc_ = true;
     walkable_ = true;
     WalkDescriptors(facts, findings);
     if (erase_size && erase_off < std::max(desc_end_, data_end_))
@@ -809,7 +821,8 @@ class KdumpReader : public DumpReader {
       return;
     }
     if (!min_off) return;  // No usable descriptor: reported already.
-    if (*min_off == room_end || (zero_first && *min_off == room_end + block_size_))
+    if (*min_off == room_end ||
+        (zero_first && *min_off == room_end + block_size_))
       return;
     if (*min_off > room_end && descriptors_sound) {
       // More room than the bitmap counts.  makedumpfile writes the second
@@ -844,7 +857,7 @@ class KdumpReader : public DumpReader {
   Source& src_;
   std::string prefix_;
   uint64_t file_size_ = 0;
-  uint64_t desc_limit_ = 0;     // descriptors are read below this offset
+  uint64_t desc_limit_ = 0;      // descriptors are read below this offset
   bool unwritten_desc_ = false;  // it is a hole in a flattened stream
   uint32_t block_size_ = 4096;
   uint64_t max_mapnr_ = 0, start_pfn_ = 0, end_pfn_ = 0;

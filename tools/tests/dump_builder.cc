@@ -468,7 +468,16 @@ Bytes Flatten(const Bytes& dump, const FlatOptions& o,
     pos = head;
   }
   while (pos < dump.size()) {
+    auto gap =
+        std::find_if(o.unwritten.begin(), o.unwritten.end(),
+                     [&](auto r) { return pos >= r.first && pos < r.second; });
+    if (gap != o.unwritten.end()) {
+      pos = std::min<uint64_t>(gap->second, dump.size());
+      continue;
+    }
     uint64_t len = std::min(o.record_size, dump.size() - pos);
+    for (auto [a, b] : o.unwritten)
+      if (a > pos && a < pos + len) len = a - pos;
     record(pos, dump.data() + pos, len);
     pos += len;
   }

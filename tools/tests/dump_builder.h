@@ -13,6 +13,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "outer.h"
@@ -139,6 +140,10 @@ struct FlatOptions {
   uint64_t record_size = 4096;  // data bytes per record at most
   bool end_marker = true;
   bool rewrite_header = false;  // header sent as zeros first, real at end
+  // Dump byte ranges [first, second) that no record carries, as makedumpfile
+  // leaves a block's padding unwritten (each bitmap half past the bytes that
+  // cover max_mapnr, the header block past the header).
+  std::vector<std::pair<uint64_t, uint64_t>> unwritten;
 };
 // The flattened form of a dump image; record_at gets each record's offset.
 Bytes Flatten(const Bytes& dump, const FlatOptions& opts = {},

@@ -99,6 +99,42 @@ TEST_CASE(
   }
 }
 
+TEST_CASE(
+    "a flattened stream that leaves block padding unwritten, as makedumpfile "
+    "-F does, is complete",
+    "[unit][flattened][consistency]") {
+  // makedumpfile writes each bitmap half only as far as the bytes that
+  // cover max_mapnr (a real 1 GiB guest: max_mapnr 262109, 32764 of 32768
+  // bytes) and the header block only as far as the header.
+  auto [deep, codec] = GENERATE(table<bool, uint32_t>(
+      {{false, 0}, {false, v::kDumpLzo}, {true, v::kDumpLzo}, {true, 0}}));
+  CAPTURE(deep, codec);
+  Layout lay;
+  DumpSpec spec = SampleSpec(codec);
+  spec.max_mapnr = 75;  // cover: 10 bytes of each half
+  Bytes dump = BuildKdump(spec, &lay);
+  const uint64_t half = lay.bitmap_len / 2, cover = (spec.max_mapnr + 7) / 8;
+  REQUIRE(half % 8 == 0);
+  REQUIRE(cover % 8 != 0);
+  FlatOptions fo;
+  fo.unwritten = {{lay.header_end, lay.sub_off},
+                  {lay.bitmap_off + cover, lay.bitmap_off + half},
+                  {lay.bitmap_off + half + cover, lay.bitmap_off + 2 * half}};
+  SECTION("only the padding unwritten") {
+    auto r = CheckBytes(Flatten(dump, fo), "dump.202612021200", ScanOpts(deep));
+    INFO(Codes(r));
+    CHECK(r.verdict == Verdict::kComplete);
+    CHECK(r.facts.pages_dumped == spec.pages.size());
+  }
+  SECTION("a byte that covers max_mapnr unwritten as well") {
+    fo.unwritten[2].first -= 1;
+    auto r = CheckBytes(Flatten(dump, fo), "dump.202612021200", ScanOpts(deep));
+    INFO(Codes(r));
+    CHECK(r.verdict == Verdict::kIncomplete);
+    CHECK(r.findings.HasCode("flattened-hole"));
+  }
+}
+
 TEST_CASE("a dump that is zeros after its first blocks is not complete",
           "[unit][consistency]") {
   bool scan = GENERATE(false, true);
@@ -107,9 +143,12 @@ TEST_CASE("a dump that is zeros after its first blocks is not complete",
   // machine's memory without --deep, see docs/vmcore-check.md).
   Layout elf_lay;
   BuildElf(SampleSpec(), &elf_lay);
-  auto [kind, keep] = GENERATE_COPY(table<std::string, uint64_t>(
-      {{"kdump", 2 * 4096}, {"kdump", 4096 + 200}, {"elf", elf_lay.notes_off},
-       {"flattened", 4096}, {"flattened", 3 * 4096}}));
+  auto [kind, keep] =
+      GENERATE_COPY(table<std::string, uint64_t>({{"kdump", 2 * 4096},
+                                                  {"kdump", 4096 + 200},
+                                                  {"elf", elf_lay.notes_off},
+                                                  {"flattened", 4096},
+                                                  {"flattened", 3 * 4096}}));
   CAPTURE(scan, kind, keep);
   DumpSpec spec = SampleSpec(kind == "elf" ? 0 : v::kDumpZlib);
   Bytes dump = kind == "elf"         ? BuildElf(spec)

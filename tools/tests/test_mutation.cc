@@ -27,7 +27,8 @@ TEST_CASE("survives random byte damage in every format with a verdict",
          return BuildKdump(s);
        }()},
       {"elf", BuildElf(spec)},
-      {"flattened", Flatten(BuildKdump(spec), {.record_size = 3000})},
+      {"flattened",
+       Flatten(BuildKdump(spec), {.record_size = 3000, .unwritten = {}})},
       {"xz", Compress(v::OuterKind::kXz, Flatten(BuildKdump(spec)))},
   }));
   CAPTURE(name);
