@@ -10,6 +10,10 @@ Session-scoped (done once per kernel and run): :func:`kernel` (fetch),
 tests/vm/modules/), :func:`make_initrd` / :func:`initrd` (initramfs images).
 Per test: :func:`boot` (start VMs, always killed afterwards) and :func:`vm` (a
 guest with the default image, agent ready).
+
+Real Debian roots (lab/roots.py): :func:`debian_roots` (session: build or
+reuse a cached root) and :func:`debian_root` (per test: boot one on a fresh
+overlay, optionally with a package or an install tree and first-boot commands).
 """
 
 import os
@@ -20,7 +24,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from lab import build, initramfs, kernels  # noqa: E402
+from lab import build, initramfs, kernels, roots  # noqa: E402
 from lab.paths import LabError, REPO_DIR  # noqa: E402
 from lab.vm import VM  # noqa: E402
 
@@ -154,3 +158,64 @@ def k61(request):
     if "6.1" not in selected_kernels(request.config):
         pytest.skip("6.1 not selected (--vm-kernels)")
     return kernels.fetch("6.1")
+
+
+@pytest.fixture(scope="session")
+def debian_roots(k61):
+    """Factory: debian_roots(flavour) -> lab.roots.Root, built once and cached.
+
+    FLAVOUR is "kdump-tools" or "kdumpctl" (lab.roots.FLAVOURS).  A cold build
+    (mmdebstrap, image, the first boot that builds the kdump initrd) takes
+    minutes; afterwards it is a lookup.  The kdumpctl root is skipped, saying
+    why, when ../shared/peers/kdump-utils is absent.
+    """
+    built = {}
+
+    def get(flavour):
+        if flavour not in built:
+            if flavour == "kdumpctl" and not (roots.KDUMP_UTILS / "kdumpctl").is_file():
+                pytest.skip(f"the real kdump-utils tree is absent ({roots.KDUMP_UTILS})")
+            try:
+                built[flavour] = roots.build_root(flavour, k61)
+            except LabError as exc:
+                pytest.fail(f"root {flavour}: {exc}", pytrace=False)
+        return built[flavour]
+    return get
+
+
+@pytest.fixture
+def debian_root(debian_roots, tmp_path):
+    """Factory: debian_root(flavour, install=None, files=None, firstboot=(),
+    append="", wait=True, **RootVM kwargs) -> a started lab.roots.RootVM.
+
+    Each VM boots a fresh qcow2 overlay of the cached root (the cache stays
+    pristine) in its own work directory under tmp_path.  INSTALL is a .deb (or
+    a list of them; installed with apt-get at first boot, offline) or a
+    directory copied over / (``cmake --install`` DESTDIR output).  FILES
+    ({path in root: host path, str or bytes}) land in the root first,
+    FIRSTBOOT commands (``sh -e``, in order) run after the install; all of it
+    before the kdump service starts, and a failure fails the boot.  With WAIT
+    the agent is ready and every first-boot command succeeded.  After the VM
+    powers off, ``vm.read_out("/var/crash", dest)`` copies files off its disk.
+    Every VM started here is killed when the test ends.
+    """
+    started = []
+
+    def start(flavour, install=None, files=None, firstboot=(), append="", wait=True,
+              **kwargs):
+        root = debian_roots(flavour)
+        inst_files, inst_cmds = roots.install_plan(install)
+        inst_files.update(files or {})
+        workdir = tmp_path / f"{flavour}{len(started)}"
+        machine = roots.RootVM(root, roots.overlay(root, workdir), workdir=workdir,
+                               files=inst_files, firstboot=inst_cmds + list(firstboot),
+                               append=append, **kwargs)
+        started.append(machine)
+        machine.start()
+        if wait:
+            machine.boot_seconds = machine.wait_ready()
+        return machine
+
+    yield start
+    for machine in started:
+        machine.kill()

@@ -7,16 +7,24 @@
   boot KERNEL [--run CMD]... [--nmi N] [--kdump] [--file DEST=SRC]...
                                     boot, run commands, optionally crash+capture
   shell KERNEL [--file DEST=SRC]... an interactive console (Ctrl-a x quits)
+  root build|boot|shell NAME [--install DEB|DIR]... [--file DEST=SRC]...
+                    [--firstboot CMD]... [--run CMD]...
+                    [--kdump]       a real Debian bookworm root (NAME: kdump-tools,
+                                    kdumpctl): build and cache it, boot an overlay of
+                                    it (optionally NMI-crash it and list /var/crash),
+                                    or log in on its serial console
 
 KERNEL is one of 5.10, 6.1, 6.12 (default for fetch/build: all).
 """
 
 import argparse
+import json
 import sys
 import tempfile
 import time
+from pathlib import Path
 
-from . import build, initramfs, kdump, kernels
+from . import build, initramfs, kdump, kernels, roots
 from .paths import LabError
 from .vm import VM, VMError
 
@@ -90,6 +98,55 @@ def cmd_shell(args):
         vm.proc.wait()
 
 
+def cmd_root(args):
+    """Build, boot or log in to a real Debian root."""
+    start = time.monotonic()
+    root = roots.build_root(args.name, force=args.rebuild)
+    if args.action == "build":
+        info = root.info
+        print(f"{root.flavour}\t{root.key}\t{root.dir}\t{info['tree_size']}\t"
+              f"{time.monotonic() - start:.1f}s")
+        print(json.dumps(info["timings"]))
+        return
+    workdir = args.workdir or tempfile.mkdtemp(prefix="nmimgr-root-")
+    files, firstboot = roots.install_plan(args.install or None)
+    files.update(_files(args.file))
+    kwargs = {"files": files, "firstboot": firstboot + (args.firstboot or []),
+              "append": args.append}
+    if args.action == "shell":
+        print(f"{root.flavour}: share {workdir}/share is /out; Ctrl-a x quits", flush=True)
+        vm = roots.boot(root, workdir, interactive=True, **kwargs)
+        try:
+            vm.proc.wait()
+        finally:
+            vm.kill()
+        return
+    vm = roots.boot(root, workdir, **kwargs)
+    try:
+        print(f"booting {root.flavour} ({root.kernel.kver}), workdir {workdir}", flush=True)
+        print(f"agent ready after {vm.wait_ready():.1f}s", flush=True)
+        print(f"{root.service} loaded after {vm.wait_capture_loaded():.1f}s", flush=True)
+        for cmd in args.run or ():
+            rc, out = vm.run(cmd, timeout=args.timeout)
+            print(f"$ {cmd}\n{out}[rc={rc}]", flush=True)
+        if args.kdump:
+            vm.run("sysctl -w kernel.unknown_nmi_panic=1", check=True)
+            crash = time.monotonic()
+            vm.inject_nmi()
+            vm.wait_exit(900)
+            print(f"NMI sent; QEMU exited {time.monotonic() - crash:.1f}s later "
+                  f"({time.monotonic() - vm.started:.1f}s after start)", flush=True)
+            out = vm.read_out("/var/crash", Path(workdir) / "out")
+            for path in sorted(out.rglob("*")):
+                if path.is_file():
+                    print(f"{path.stat().st_size:>12} {path.relative_to(out.parent)}")
+        else:
+            vm.submit("systemctl poweroff")
+            vm.wait_exit(300)
+    finally:
+        vm.kill()
+
+
 def main(argv=None):
     """Parse ARGV and run the subcommand; exit 1 with a message on lab errors."""
     parser = argparse.ArgumentParser(prog="python3 -m lab", description=__doc__,
@@ -123,6 +180,22 @@ def main(argv=None):
                              help="arm kdump, crash with sysrq, read the dump")
             cmd.add_argument("--capture-append", default="",
                              help="extra capture kernel command line words")
+
+    root = sub.add_parser("root", help=cmd_root.__doc__)
+    root.add_argument("action", choices=("build", "boot", "shell"))
+    root.add_argument("name", choices=roots.FLAVOURS)
+    root.add_argument("--rebuild", action="store_true", help="rebuild the cached root")
+    root.add_argument("--append", default="", help="extra kernel command line words")
+    root.add_argument("--file", action="append", help="DEST=SRC into the root before boot")
+    root.add_argument("--install", action="append",
+                      help="a .deb (apt-get install at first boot) or a tree copied over /")
+    root.add_argument("--firstboot", action="append", help="command run at first boot")
+    root.add_argument("--run", action="append", help="guest command (repeatable)")
+    root.add_argument("--timeout", type=float, default=120)
+    root.add_argument("--kdump", action="store_true",
+                      help="NMI-panic it, let the service dump, list /var/crash")
+    root.add_argument("--workdir", help="keep serial.log, share/ and the overlay here")
+    root.set_defaults(func=cmd_root)
 
     args = parser.parse_args(argv)
     try:

@@ -1,0 +1,536 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Real Debian bookworm roots for the lab: built with mmdebstrap, booted from a disk.
+
+A root is Debian's own packages (systemd, udev, the 6.1 kernel that
+:mod:`lab.kernels` resolves with its headers, DKMS, build-essential,
+kexec-tools, makedumpfile) plus one kdump service, the *flavour*:
+
+``kdump-tools``
+    Debian's kdump-tools with initramfs-tools (``/etc/default/kdump-tools``:
+    ``USE_KDUMP=1``, ``MAKEDUMP_ARGS="-l -d 31"``).
+``kdumpctl``
+    dracut + keyutils + gawk and the real kdumpctl, mkdumprd and 99kdumpbase,
+    installed from ../shared/peers/kdump-utils with ``make install
+    DESTDIR=ROOT``; no kdump-tools.  See :data:`KDUMPCTL_ADAPTATIONS`.
+
+The archive is the one the machine's apt sources name (read only, as in
+:mod:`lab.kernels`); mmdebstrap gets its own sources lines and never touches the
+machine's apt state.
+
+Cache layout under ``cache/roots/<key>/`` (KEY hashes the recipe: flavour,
+package list, the kernel's package versions, the files under lab/root/, the
+kdump-utils tree, :data:`RECIPE_VERSION`)::
+
+    image.raw     ext4 (``mkfs.ext4 -d``), the kdump initrd already built in it
+    vmlinuz       the root's /boot/vmlinuz-KVER
+    initrd.img    the root's own first-kernel initrd (initramfs-tools or dracut)
+    root.json     recipe, kernel, timings of the build
+
+The cached image is never booted writable again: :class:`RootVM` boots a qcow2
+overlay per VM.  Files go in through the 9p share (copied into / by the
+firstboot unit before the kdump service starts) and come out of the overlay
+after power-off with ``qemu-img convert`` + ``debugfs rdump``.
+"""
+
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from . import kernels
+from .kernels import Kernel
+from .paths import REPO_DIR, LabError, cache_dir, locked, run
+from .vm import VM, VMError
+
+RECIPE_VERSION = "1"
+SUITE = "bookworm"
+KERNEL_LINE = "6.1"
+IMAGE_SIZE = "4G"
+ROOT_FILES = Path(__file__).with_name("root")
+KDUMP_UTILS = REPO_DIR.parent / "shared" / "peers" / "kdump-utils"
+FLAVOURS = ("kdump-tools", "kdumpctl")
+
+#: in every root (the kernel's image and headers are added, pinned)
+BASE_PACKAGES = (
+    "systemd-sysv", "udev", "kmod", "dkms", "build-essential",
+    "kexec-tools", "makedumpfile", "e2fsprogs", "procps", "less", "zstd",
+)
+FLAVOUR_PACKAGES = {
+    "kdump-tools": ("initramfs-tools",),
+    # gawk: kdump-utils.spec Requires it; keyutils: see KDUMPCTL_ADAPTATIONS
+    "kdumpctl": ("dracut", "keyutils", "gawk", "cpio"),
+}
+#: installed by a customize hook, after the kernel: kdump-tools 1.8.1's
+#: /etc/kernel/postinst.d hook builds its initrd with MODULES=dep, which fails
+#: in a chroot ("failed to determine device for /") and fails the kernel's
+#: postinst; installed after the kernel, it leaves the initrd to the first boot
+LATE_PACKAGES = {"kdump-tools": ("kdump-tools",), "kdumpctl": ()}
+#: the service that builds and loads the capture kernel
+SERVICES = {"kdump-tools": "kdump-tools.service", "kdumpctl": "kdump.service"}
+
+#: units that only cost boot time in a serial-console VM with no network
+MASKED = (
+    "getty-static.service", "getty@tty1.service", "e2scrub_reap.service",
+    "e2scrub_all.timer", "kexec-load.service", "kexec.service",
+    "apt-daily.timer", "apt-daily-upgrade.timer", "dpkg-db-backup.timer",
+    "fstrim.timer", "systemd-firstboot.service", "man-db.timer",
+)
+
+#: first kernel's command line (the capture kernel's is the service's business)
+ROOT_APPEND = "root=/dev/vda rw console=ttyS0 crashkernel=256M panic=-1 nmi_watchdog=0"
+
+#: what the real kdumpctl needs on a Debian bookworm root, and why
+KDUMPCTL_ADAPTATIONS = (
+    "kdump.conf gets `extra_bins /usr/bin/grep`: dracut 059 leaves grep out of "
+    "the capture image, and kdump.sh then silently ignores kdump.conf",
+    "keyutils installed: without keyctl kdumpctl falls back to `sudo -i kexec`, "
+    "and Debian has no sudo",
+    "gawk installed (kdump-utils.spec Requires it; Debian's minbase has mawk)",
+    "kdump-tools not installed (its kdump-tools.service would load a second "
+    "capture kernel); kexec-load.service masked",
+    "`make install DESTDIR=ROOT ARCH=x86_64` runs from a copy of the tree "
+    "(the install target writes kdump.conf and kdump.sysconfig into its "
+    "source directory); kdump.service enabled with systemctl --root",
+    "nothing else: mkdumprd falls back from --add-confdir (dracut >= 104) to "
+    "--add kdumpbase --omit ... by itself; no mksquashfs, so no squash image",
+)
+
+KDUMP_TOOLS_DEFAULTS = {
+    "USE_KDUMP": "1",
+    # -F is forced by kdump-tools; lzo instead of zlib: 1.4 s instead of 12.6 s
+    "MAKEDUMP_ARGS": '"-l -d 31"',
+}
+
+
+def _log(msg: str):
+    print(f"vmlab: {msg}", file=sys.stderr, flush=True)
+
+
+def _tree_digest(path: Path, digest):
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        rel = file.relative_to(path)
+        if rel.parts[0] in (".git",):
+            continue
+        digest.update(str(rel).encode() + b"\0" + file.read_bytes() + b"\0")
+
+
+@dataclasses.dataclass(frozen=True)
+class Root:
+    """A cached, pristine root image of one flavour."""
+
+    flavour: str
+    kernel: Kernel
+    key: str
+    dir: Path
+
+    @property
+    def image(self) -> Path:
+        """The raw ext4 image (never written after the build)."""
+        return self.dir / "image.raw"
+
+    @property
+    def vmlinuz(self) -> Path:
+        """The root's kernel image."""
+        return self.dir / "vmlinuz"
+
+    @property
+    def initrd(self) -> Path:
+        """The root's own first-kernel initrd."""
+        return self.dir / "initrd.img"
+
+    @property
+    def service(self) -> str:
+        """The unit that loads the capture kernel."""
+        return SERVICES[self.flavour]
+
+    @property
+    def info(self) -> dict:
+        """root.json: recipe, packages, build timings."""
+        return json.loads((self.dir / "root.json").read_text())
+
+
+def recipe(flavour: str, kernel: Kernel) -> dict:
+    """Everything that decides what goes into a root of FLAVOUR."""
+    if flavour not in FLAVOURS:
+        raise LabError(f"unknown root {flavour!r}; known: {', '.join(FLAVOURS)}")
+    pinned = [p for p in kernel.packages
+              if re.match(r"linux-(image|headers)-", p.split("=")[0])]
+    return {
+        "version": RECIPE_VERSION,
+        "suite": SUITE,
+        "flavour": flavour,
+        "kernel": kernel.kver,
+        "packages": sorted(set(BASE_PACKAGES + FLAVOUR_PACKAGES[flavour])) + sorted(pinned),
+        "late_packages": list(LATE_PACKAGES[flavour]),
+        "masked": sorted(MASKED),
+        "append": ROOT_APPEND,
+        "kdump_tools_defaults": KDUMP_TOOLS_DEFAULTS if flavour == "kdump-tools" else {},
+    }
+
+
+def recipe_key(flavour: str, kernel: Kernel) -> str:
+    """The cache key of a root: a hash of its recipe and the files it installs."""
+    digest = hashlib.sha256(json.dumps(recipe(flavour, kernel), sort_keys=True).encode())
+    _tree_digest(ROOT_FILES, digest)
+    if flavour == "kdumpctl":
+        if not (KDUMP_UTILS / "kdumpctl").is_file():
+            raise LabError(f"the kdump-utils tree is missing ({KDUMP_UTILS}): "
+                           "the kdumpctl root cannot be built")
+        _tree_digest(KDUMP_UTILS, digest)
+    return digest.hexdigest()[:16]
+
+
+def _sources():
+    """mmdebstrap's sources lines, from the machine's own archive URIs."""
+    main, security = kernels.archive_uris()
+    line = kernels.LINES[KERNEL_LINE]
+    lines = [f"deb {main} {suite} main" for suite in line.suites]
+    if security:
+        lines += [f"deb {security} {suite} main" for suite in line.security]
+    return lines
+
+
+def _chroot(root: Path, *cmd, timeout=600):
+    return run(["chroot", str(root), *cmd], timeout=timeout,
+               env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C",
+                    "DEBIAN_FRONTEND": "noninteractive"})
+
+
+def _set_shell_vars(path: Path, values: dict):
+    """Set VAR=VALUE lines in a sourced shell file (replacing or appending)."""
+    text = path.read_text()
+    for var, value in values.items():
+        new, count = re.subn(rf"^#?\s*{var}=.*$", f"{var}={value}", text, count=1, flags=re.M)
+        text = new if count else text + f"{var}={value}\n"
+    path.write_text(text)
+
+
+def _install_lab_files(root: Path):
+    """The lab's helper and its two units, the console autologin, the masks."""
+    sbin = root / "usr/local/sbin"
+    sbin.mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT_FILES / "nmimgr-lab", sbin / "nmimgr-lab")
+    (sbin / "nmimgr-lab").chmod(0o755)
+    units = root / "etc/systemd/system"
+    for unit in ("nmimgr-lab-firstboot.service", "nmimgr-lab-agent.service"):
+        shutil.copy(ROOT_FILES / unit, units / unit)
+    getty = units / "serial-getty@ttyS0.service.d"
+    getty.mkdir(parents=True, exist_ok=True)
+    (getty / "autologin.conf").write_text(
+        "# nmimgr VM lab: root shell on the serial console (python3 -m lab root shell)\n"
+        "[Service]\nExecStart=\n"
+        "ExecStart=-/sbin/agetty --autologin root --noclear --keep-baud "
+        "115200,57600,38400,9600 - $TERM\n")
+    systemctl = ["systemctl", f"--root={root}"]
+    run([*systemctl, "enable", "nmimgr-lab-firstboot.service", "nmimgr-lab-agent.service"])
+    run([*systemctl, "mask", *MASKED])
+    run([*systemctl, "set-default", "multi-user.target"])
+
+
+def _customise(root: Path, flavour: str, kernel: Kernel):
+    """Turn mmdebstrap's output into a bootable lab root of FLAVOUR."""
+    (root / "etc/hostname").write_text(f"lab-{flavour}\n")
+    (root / "etc/hosts").write_text(f"127.0.0.1\tlocalhost\n127.0.1.1\tlab-{flavour}\n")
+    (root / "etc/fstab").write_text(
+        "# nmimgr VM lab: the virtio disk, mounted rw by the kernel (root=/dev/vda rw)\n"
+        "/dev/vda\t/\text4\tdefaults\t0\t0\n")
+    machine_id = root / "etc/machine-id"
+    if machine_id.exists():
+        machine_id.unlink()
+    run(["systemd-machine-id-setup", f"--root={root}"])
+    _install_lab_files(root)
+    if flavour == "kdump-tools":
+        _set_shell_vars(root / "etc/default/kdump-tools", KDUMP_TOOLS_DEFAULTS)
+        run(["systemctl", f"--root={root}", "enable", "kdump-tools.service"])
+    else:
+        with tempfile.TemporaryDirectory(prefix="kdump-utils-") as tmp:
+            src = Path(tmp) / "kdump-utils"
+            shutil.copytree(KDUMP_UTILS, src, symlinks=True)
+            run(["make", "-C", str(src), "install", f"DESTDIR={root}", "ARCH=x86_64"])
+        conf = root / "etc/kdump.conf"
+        conf.write_text(conf.read_text() + "\n# nmimgr VM lab: dracut 059 leaves grep out "
+                        "of the capture image, without it kdump.sh ignores this file\n"
+                        "extra_bins /usr/bin/grep\n")
+        run(["systemctl", f"--root={root}", "enable", "kdump.service"])
+        listed = _chroot(root, "dpkg-query", "-W", "-f=${Package} ${Status}\\n")
+        if re.search(r"^kdump-tools install ok installed", listed, re.M):
+            _chroot(root, "apt-get", "purge", "-y", "kdump-tools")
+    # the first boot in the VM builds the kdump initrd for the VM's hardware
+    for stale in (root / "var/lib/kdump").glob("initr*"):
+        stale.unlink()
+    if not (root / "boot" / f"initrd.img-{kernel.kver}").exists():
+        raise LabError(f"{flavour} root: no /boot/initrd.img-{kernel.kver} after the install")
+
+
+class RootVM(VM):
+    """A QEMU guest booting a root image from a virtio disk.
+
+    DISK is a qcow2 overlay on the cached image (see :func:`overlay`), or the
+    image itself while it is being built.  FILES ({path in root: host path
+    or bytes}; a host directory is copied as a tree) land in the root before
+    the kdump service starts; FIRSTBOOT (shell snippets, run with ``sh -e`` in
+    order) run right after.  The agent (:meth:`VM.run`) is the one of
+    lab/vm.py, started by nmimgr-lab-agent.service.
+    """
+
+    def __init__(self, root: Root, disk: Path, *, disk_format="qcow2", files=None,
+                 firstboot=(), workdir=None, append="", boot_timeout=300, **kwargs):
+        super().__init__(root.kernel, root.initrd, workdir=workdir, append=append,
+                         base_append=ROOT_APPEND, boot_timeout=boot_timeout, **kwargs)
+        self.root = root
+        self.disk = Path(disk)
+        self.disk_format = disk_format
+        self.files = dict(files or {})
+        self.firstboot = list(firstboot)
+        self._raw = None
+
+    def command(self):
+        """The lab's QEMU command with the root's kernel and its disk."""
+        cmd = super().command()
+        cmd[cmd.index("-kernel") + 1] = str(self.root.vmlinuz)
+        return cmd + ["-drive", f"file={self.disk},format={self.disk_format},if=virtio"]
+
+    def _stage_share(self):
+        super()._stage_share()
+        for sub in ("root", "firstboot"):
+            shutil.rmtree(self.share / sub, ignore_errors=True)
+        for dest, src in self.files.items():
+            target = self.share / "root" / dest.lstrip("/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(src, (bytes, str)) and not (isinstance(src, str) and os.path.exists(src)):
+                target.write_bytes(src if isinstance(src, bytes) else src.encode())
+            elif Path(src).is_dir():
+                shutil.copytree(src, target, symlinks=True, dirs_exist_ok=True)
+            else:
+                shutil.copy2(src, target)
+        if self.firstboot:
+            (self.share / "firstboot").mkdir()
+            for i, snippet in enumerate(self.firstboot):
+                (self.share / "firstboot" / f"{i:02d}.sh").write_text(snippet + "\n")
+
+    def wait_ready(self, timeout=None) -> float:
+        """Wait for the agent; raise VMError when a first-boot command failed."""
+        took = super().wait_ready(timeout)
+        for number, (cmd, rc, out) in enumerate(self.firstboot_results()):
+            if rc != 0:
+                raise self.error(f"first-boot command {number} ({cmd!r}) exited {rc}:\n{out}")
+        return took
+
+    def firstboot_results(self):
+        """[(command, rc or None, output)] of the first-boot commands."""
+        results = []
+        for i, cmd in enumerate(self.firstboot):
+            base = self.share / "firstboot" / f"{i:02d}"
+            rc_path, out_path = base.with_suffix(".rc"), base.with_suffix(".out")
+            rc = int(rc_path.read_text().strip()) if rc_path.exists() else None
+            out = out_path.read_text(errors="replace") if out_path.exists() else ""
+            results.append((cmd, rc, out))
+        return results
+
+    # -- the capture kernel ----------------------------------------------------
+
+    def wait_capture_loaded(self, timeout=900) -> float:
+        """Wait until the flavour's service is active and a crash kernel is loaded.
+
+        Returns seconds since QEMU started.  Raises VMError (with the unit's
+        journal) when the service failed or time ran out.
+        """
+        service = self.root.service
+        deadline = time.monotonic() + timeout
+        while True:
+            _, out = self.run(f"systemctl show -p ActiveState --value {service}; "
+                              "cat /sys/kernel/kexec_crash_loaded")
+            state, _, loaded = out.strip().partition("\n")
+            if state == "active" and loaded.strip() == "1":
+                return time.monotonic() - self.started
+            if state == "failed" or (state in ("active", "inactive") and loaded.strip() == "0"
+                                     and self._service_done(service)):
+                _, journal = self.run(f"journalctl -b -u {service} --no-pager | tail -40")
+                raise self.error(f"{service} is {state} and no crash kernel is loaded:\n{journal}")
+            if time.monotonic() > deadline:
+                raise self.error(f"{service} not loaded after {timeout}s (state {state})")
+            time.sleep(2)
+
+    def _service_done(self, service) -> bool:
+        _, out = self.run(f"systemctl show -p ExecMainExitTimestampMonotonic --value {service}")
+        return out.strip() not in ("", "0")
+
+    # -- files out ---------------------------------------------------------------
+
+    def read_out(self, path: str, dest) -> Path:
+        """Copy PATH (a file or a directory tree) out of the powered-off disk.
+
+        Returns DEST/<basename of PATH>.  The disk is converted to raw once per
+        power-off (qemu-img convert) and read with debugfs, no mount needed.
+        """
+        if self.running:
+            raise self.error("read_out needs the VM powered off")
+        dest = Path(dest)
+        dest.mkdir(parents=True, exist_ok=True)
+        if self.disk_format == "raw":
+            raw = self.disk
+        else:
+            raw = self.workdir / "disk.raw"
+            if self._raw != self.disk.stat().st_mtime_ns or not raw.exists():
+                run(["qemu-img", "convert", "-f", self.disk_format, "-O", "raw",
+                     str(self.disk), str(raw)], timeout=600)
+                self._raw = self.disk.stat().st_mtime_ns
+        out = run(["debugfs", "-R", f"rdump {path} {dest}", str(raw)], timeout=600)
+        result = dest / Path(path).name
+        if not result.exists():
+            raise LabError(f"debugfs found no {path} on {self.disk}:\n{out}")
+        return result
+
+
+def install_plan(install):
+    """Files and first-boot commands that install INSTALL into a root.
+
+    INSTALL is a .deb (or a list of them): each lands in
+    /var/cache/nmimgr-lab/install/ and one ``apt-get install`` installs them
+    offline, the way an admin installs a local package; or a directory, copied
+    over / as a tree (``cmake --install`` or ``dpkg -x`` output, DESTDIR
+    style).  Returns (files, firstboot) for :class:`RootVM`.
+    """
+    if install is None:
+        return {}, []
+    items = [install] if isinstance(install, (str, os.PathLike)) else list(install)
+    files, debs = {}, []
+    for item in map(Path, items):
+        if item.is_dir():
+            files["/"] = item
+        elif item.suffix == ".deb" and item.is_file():
+            dest = f"/var/cache/nmimgr-lab/install/{item.name}"
+            files[dest] = item
+            debs.append(dest)
+        else:
+            raise LabError(f"install: {item} is neither a .deb nor a directory")
+    firstboot = []
+    if debs:
+        firstboot.append("DEBIAN_FRONTEND=noninteractive apt-get install -y "
+                         "--no-install-recommends " + " ".join(debs))
+    return files, firstboot
+
+
+def overlay(root: Root, workdir) -> Path:
+    """A fresh qcow2 overlay on ROOT's image in WORKDIR (the image stays pristine)."""
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    disk = workdir / "disk.qcow2"
+    if disk.exists():
+        disk.unlink()
+    run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(root.image),
+         str(disk)])
+    return disk
+
+
+def boot(root: Root, workdir=None, **kwargs) -> RootVM:
+    """Start a RootVM on a new overlay of ROOT in WORKDIR (not waited for)."""
+    workdir = Path(workdir or tempfile.mkdtemp(prefix="nmimgr-root-"))
+    return RootVM(root, overlay(root, workdir), workdir=workdir, **kwargs).start()
+
+
+def _mmdebstrap(flavour: str, kernel: Kernel, target: Path):
+    rec = recipe(flavour, kernel)
+    cmd = ["mmdebstrap", "--variant=minbase", "--mode=root", "--format=directory",
+           "--aptopt=APT::Install-Recommends \"false\"",
+           "--aptopt=Acquire::Languages \"none\"",
+           f"--keyring={kernels.KEYRING}",
+           "--include=" + ",".join(rec["packages"]),
+           *([f"--customize-hook=chroot \"$1\" env DEBIAN_FRONTEND=noninteractive "
+               f"apt-get install -y -q {' '.join(rec['late_packages'])}"]
+             if rec["late_packages"] else []),
+           SUITE, str(target), *_sources()]
+    (target.parent / "mmdebstrap.cmd").write_text(shlex.join(cmd) + "\n")
+    with open(target.parent / "mmdebstrap.log", "w") as log:
+        proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, timeout=3600,
+                              check=False)
+    if proc.returncode != 0:
+        tail = "\n".join((target.parent / "mmdebstrap.log").read_text(
+            errors="replace").splitlines()[-40:])
+        raise LabError(f"mmdebstrap ({flavour}) exited {proc.returncode}:\n{tail}")
+
+
+def _prebuild(root: Root, workdir: Path) -> dict:
+    """Boot the new image once, writable: the service builds the kdump initrd."""
+    vm = RootVM(root, root.image, disk_format="raw", workdir=workdir)
+    with locked("root-boot"):   # one build boot at a time (2 cores, TCG)
+        return _prebuild_boot(vm)
+
+
+def _prebuild_boot(vm: RootVM) -> dict:
+    try:
+        vm.start()
+        ready = vm.wait_ready(600)
+        loaded = vm.wait_capture_loaded(1800)
+        _, listing = vm.run("ls -l /var/lib/kdump /boot", check=True)
+        vm.submit("systemctl poweroff")
+        vm.wait_exit(300)
+    finally:
+        vm.kill()
+    return {"agent_ready_s": round(ready, 1), "capture_loaded_s": round(loaded, 1),
+            "listing": listing}
+
+
+def build_root(flavour: str, kernel: Kernel = None, *, force=False) -> Root:
+    """Return the cached root of FLAVOUR, building it first when needed.
+
+    Cold: mmdebstrap, customise, mkfs.ext4 -d, then one boot in which the
+    distribution's service builds and loads the kdump initrd, then power-off.
+    """
+    kernel = kernel or kernels.fetch(KERNEL_LINE)
+    key = recipe_key(flavour, kernel)
+    final = cache_dir() / "roots" / f"{flavour}-{key}"
+    result = Root(flavour, kernel, key, final)
+    with locked(f"root-{flavour}"):
+        if (final / "root.json").exists() and not force:
+            return result
+        shutil.rmtree(final, ignore_errors=True)
+        work = final.with_name(final.name + ".build")
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        tree = work / "tree"
+        building = Root(flavour, kernel, key, work)
+        timings = {}
+        try:
+            start = time.monotonic()
+            _log(f"root {flavour}: mmdebstrap {SUITE} ({kernel.kver})")
+            _mmdebstrap(flavour, kernel, tree)
+            timings["mmdebstrap_s"] = round(time.monotonic() - start, 1)
+            _customise(tree, flavour, kernel)
+            shutil.copy(tree / "boot" / f"vmlinuz-{kernel.kver}", building.vmlinuz)
+            shutil.copy(tree / "boot" / f"initrd.img-{kernel.kver}", building.initrd)
+            used = run(["du", "-sh", str(tree)]).split()[0]
+            step = time.monotonic()
+            run(["mkfs.ext4", "-q", "-F", "-d", str(tree), "-L", "root",
+                 str(building.image), IMAGE_SIZE], timeout=1200)
+            timings["mkfs_s"] = round(time.monotonic() - step, 1)
+            shutil.rmtree(tree)
+            step = time.monotonic()
+            _log(f"root {flavour}: first boot, {SERVICES[flavour]} builds the kdump initrd")
+            boot_info = _prebuild(building, work / "prebuild")
+            timings["initrd_boot_s"] = round(time.monotonic() - step, 1)
+            timings.update({k: v for k, v in boot_info.items() if k.endswith("_s")})
+            timings["total_s"] = round(time.monotonic() - start, 1)
+        except BaseException:
+            if tree.exists():
+                shutil.rmtree(tree, ignore_errors=True)
+            raise
+        info = {"key": key, "recipe": recipe(flavour, kernel), "tree_size": used,
+                "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "timings": timings, "prebuild_listing": boot_info["listing"]}
+        if flavour == "kdumpctl":
+            info["adaptations"] = list(KDUMPCTL_ADAPTATIONS)
+        (work / "root.json").write_text(json.dumps(info, indent=1) + "\n")
+        shutil.copy(work / "prebuild" / "serial.log", work / "prebuild-serial.log")
+        shutil.rmtree(work / "prebuild", ignore_errors=True)
+        os.replace(work, final)
+        _log(f"root {flavour}: built in {timings['total_s']}s ({timings})")
+        return result
