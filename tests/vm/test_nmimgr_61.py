@@ -9,7 +9,9 @@ QEMU's inject-nmi reads 0x21 or 0x31 at port 0x61: code 0x00 under the
 default mask 0xc0.
 """
 
+import json
 import re
+import subprocess
 import threading
 import time
 
@@ -19,6 +21,7 @@ from lab import build, initramfs, kdump
 from lab.paths import REPO_DIR
 from lab.vm import VM
 import nmimgr_guest as ng
+from test_vmcore_check import tool
 
 pytestmark = pytest.mark.k61
 
@@ -343,3 +346,100 @@ def test_panic_dumps_and_the_capture_kernel_drops_a_second_nmi(
     assert rec["phys"] == rec["found_at"]
     assert rec["nonce"] == int(m.group(7), 16)
     assert rec["flags"] == 1, "no oops, panic or confirmation was under way"
+
+
+#: The capture shield's three layers (nmimgr.conf: capture_extnmi,
+#: capture_nmi_sysctls, capture_module), four cases side by side: a second
+#: NMI reaches the capture kernel while makedumpfile runs, with
+#: unknown_nmi_panic=1 on its command line (inherited, as kdump-tools' capture
+#: kernel re-applies the root's sysctl.d).  case -> (extnmi, sysctls, module,
+#: the dump survives)
+SHIELD = {
+    "none": ("no", "no", False, False),
+    "apic_extnmi-only": ("yes", "no", False, True),
+    "nmimgr-only": ("no", "no", True, True),
+    "all-layers": ("yes", "yes", True, True),
+}
+
+SHIELD_CAPTURE_SH = r"""
+nmis() { awk '/^ *NMI:/ { s = 0; for (i = 2; i <= NF; i++) if ($i ~ /^[0-9]+$/) s += $i; print s }' /proc/interrupts; }
+if [ "@MODULE@" = yes ]; then insmod /nmimgr/nmimgr.ko || exit 90; fi
+cat /proc/sys/kernel/unknown_nmi_panic > /out/unknown_nmi_panic
+mkdir -p /out/dump
+before=$(nmis)
+makedumpfile -c -d 31 --message-level 22 /proc/vmcore /out/dump/vmcore.tmp &
+pid=$!
+echo "nmimgr-lab: makedumpfile running"
+# until the host says it sent the NMI (a masked one never shows), or it shows
+while [ ! -e /out/nmi-sent ] && [ "$(nmis)" = "$before" ] && kill -0 $pid 2> /dev/null; do
+	sleep 0.1
+done
+state=$(awk '{ print $3 }' /proc/$pid/stat 2> /dev/null)
+if [ -n "$state" ] && [ "$state" != Z ]; then echo 1; else echo 0; fi > /out/sent-while-running
+wait $pid
+rc=$?
+echo "$before $(nmis)" > /out/nmi-counts
+if [ "@MODULE@" = yes ]; then cat /sys/kernel/nmimgr/stats > /out/capture-stats; fi
+[ $rc -eq 0 ] && mv /out/dump/vmcore.tmp /out/dump/vmcore
+exit $rc
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", SHIELD)
+def test_the_capture_shield_layers_side_by_side(case, k61, image61, tmp_path,
+                                                 record_property):
+    extnmi, sysctls, module, survives = SHIELD[case]
+    conf = tmp_path / "nmimgr.conf"
+    conf.write_text(f"panic = 0\ncapture_extnmi = {extnmi}\n"
+                    f"capture_nmi_sysctls = {sysctls}\n"
+                    f"capture_module = {'yes' if module else 'no'}\n")
+    # the words the product puts on the capture command line for this config
+    words = subprocess.run([str(tool("nmimgr-load", "NMIMGR_LOAD")), "-c", str(conf), "--cmdline"],
+                           capture_output=True, text=True, check=True).stdout.split()
+    assert ("apic_extnmi=none" in words) == (extnmi == "yes"), words
+    assert ("sysctl.kernel.unknown_nmi_panic=0" in words) == (sysctls == "yes"), words
+    vm = VM(k61, image61, workdir=tmp_path / case)
+    try:
+        vm.start()
+        vm.wait_ready()
+        ng.load(vm, "events_panic=0")
+        kdump.arm_kdump(vm, " ".join(["unknown_nmi_panic=1", *words]))
+        (vm.share / "capture.sh").write_text(
+            SHIELD_CAPTURE_SH.replace("@MODULE@", "yes" if module else "no"))
+        start = time.monotonic()
+        vm.inject_nmi()
+        vm.wait_serial(r"nmimgr-lab: makedumpfile running", timeout=180)
+        vm.inject_nmi()
+        (vm.share / "nmi-sent").write_text("1\n")
+        vm.wait_exit(240)
+        record_property("nmi_to_poweroff_s", round(time.monotonic() - start, 1))
+    finally:
+        vm.kill()
+    share = vm.share
+    inherited = (share / "unknown_nmi_panic").read_text().strip()
+    assert inherited == ("0" if sysctls == "yes" else "1")
+    if not survives:
+        # the second NMI panicked the capture kernel: the dump never got written
+        assert "Kernel panic - not syncing: NMI: Not continuing" in vm.serial_log, vm.tail()
+        assert not (share / "capture.rc").exists()
+        assert not vm.dump.exists()
+        verdict = "lost"
+    else:
+        assert (share / "capture.rc").read_text().strip() == "0", vm.tail()
+        assert (share / "sent-while-running").read_text().strip() == "1", \
+            "makedumpfile had finished before the second NMI was sent"
+        before, after = map(int, (share / "nmi-counts").read_text().split())
+        if extnmi == "yes":
+            assert after == before, "apic_extnmi=none let the NMI through"
+        else:
+            assert after > before, "the second NMI did not arrive"
+            stats = ng.parse_stats((share / "capture-stats").read_text())
+            assert stats["latched"] == 1 and stats["latched_drops"] >= 1, stats
+        proc = subprocess.run([str(tool("nmimgr-vmcore-check", "NMIMGR_VMCORE_CHECK")), "--json", str(vm.dump)],
+                              capture_output=True, text=True, timeout=300, check=False)
+        (report,) = json.loads(proc.stdout)["dumps"]
+        verdict = report["verdict"]
+        assert proc.returncode == 0 and verdict == "complete", report["reasons"]
+    record_property("dump", verdict)
+    print(f"shield {case}: dump {verdict}")

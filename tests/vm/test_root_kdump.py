@@ -11,16 +11,15 @@ disk on the host is complete according to nmimgr-vmcore-check.  nmimgr itself
 is not installed here."""
 
 import json
-import os
 import re
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
 from lab import roots
-from lab.paths import REPO_DIR, run
+from lab.paths import run
+from test_vmcore_check import tool
 
 pytestmark = [pytest.mark.k61, pytest.mark.slow]
 
@@ -37,16 +36,6 @@ FORMATS = {  # flavour -> (format, container, compression)
 }
 #: the first kernel's log line when an unknown NMI panics it
 NMI_PANIC = "Kernel panic - not syncing: NMI: Not continuing"
-
-
-def vmcore_check():
-    """nmimgr-vmcore-check: from ctest's environment, else the build tree."""
-    path = os.environ.get("NMIMGR_VMCORE_CHECK")
-    candidate = Path(path) if path else REPO_DIR / "build" / "tools" / "cli" / "nmimgr-vmcore-check"
-    if not candidate.is_file():
-        pytest.fail("nmimgr-vmcore-check not built (set NMIMGR_VMCORE_CHECK or build "
-                    f"into {REPO_DIR}/build)")
-    return candidate
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +121,7 @@ def test_distribution_service_dumps_an_nmi_panic_in_its_own_layout(
     dmesg = next(p for p in dump_dir.iterdir() if re.fullmatch(file_patterns[1], p.name))
     assert NMI_PANIC in dmesg.read_text(errors="replace")
 
-    proc = subprocess.run([str(vmcore_check()), "--json", str(dump_dir)],
+    proc = subprocess.run([str(tool("nmimgr-vmcore-check", "NMIMGR_VMCORE_CHECK")), "--json", str(dump_dir)],
                           capture_output=True, text=True, timeout=600, check=False)
     assert proc.returncode == 0, (proc.returncode, proc.stderr, proc.stdout[:3000])
     (report,) = json.loads(proc.stdout)["dumps"]

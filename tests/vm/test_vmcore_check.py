@@ -13,13 +13,12 @@ import shutil
 import struct
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
 from conftest import selected_kernels
 from lab import build, initramfs, kdump, kernels
-from lab.paths import REPO_DIR
+from lab.paths import REPO_DIR, LabError, built_tool
 from lab.vm import VM
 import nmimgr_guest as ng
 
@@ -50,14 +49,11 @@ FORMATS = {  # file -> (format, container, compression)
 
 
 def tool(name, env_name):
-    """Path of a built tool: from ctest's environment, else the build tree."""
-    path = os.environ.get(env_name)
-    candidates = [Path(path)] if path else [
-        REPO_DIR / "build" / "tools" / sub / name for sub in ("cli", "tests")]
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    pytest.fail(f"{name} not built (set {env_name} or build into {REPO_DIR}/build)")
+    """Path of a built tool (lab.paths.built_tool); fails the test when absent."""
+    try:
+        return built_tool(name, env_name)
+    except LabError as exc:
+        pytest.fail(str(exc))
 
 
 def check(*args, expect=None):

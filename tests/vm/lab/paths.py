@@ -22,6 +22,18 @@ class LabError(RuntimeError):
     """A lab step failed; the message says which and why."""
 
 
+def built_tool(name: str, env_name: str) -> Path:
+    """A tool built from this tree: $ENV_NAME (ctest sets it), else the first
+    of build/{tools/cli,tools/tests,loader}/NAME; LabError when neither is."""
+    path = os.environ.get(env_name)
+    candidates = [Path(path)] if path else [
+        REPO_DIR / "build" / sub / name for sub in ("tools/cli", "tools/tests", "loader")]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise LabError(f"{name} not built (set {env_name} or build into {REPO_DIR}/build)")
+
+
 def cache_dir() -> Path:
     """The persistent cache root ($NMIMGR_VMLAB_CACHE, default /var/cache/nmimgr-vmlab)."""
     path = Path(os.environ.get("NMIMGR_VMLAB_CACHE", DEFAULT_CACHE))

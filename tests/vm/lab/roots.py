@@ -48,7 +48,7 @@ from pathlib import Path
 from . import kernels
 from .kernels import Kernel
 from .paths import REPO_DIR, LabError, cache_dir, locked, run
-from .vm import VM, VMError
+from .vm import VM
 
 RECIPE_VERSION = "1"
 SUITE = "bookworm"
