@@ -1,0 +1,171 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""nmimgr installed from its own Debian packages into a real Debian root with
+kdump-tools, the way an admin installs it, and a BMC NMI dumped end to end.
+
+The packages come from packaging/build-deb.sh (ctest's packaging_deb fixture
+puts them in NMIMGR_DEB_DIR; run by hand, the test builds them).  At first
+boot apt installs nmimgr and nmimgr-dkms (DKMS builds nmimgr.ko for the
+root's kernel, the postinst wires the shield into kdump-tools), the admin's
+edit of /etc/nmimgr.conf is applied with ``nmimgr-load --apply``, and only
+then does kdump-tools.service start, rebuild its initrd (the stamp in
+/etc/kdump/sysctl.conf changed) and load the capture kernel.
+
+The scenario turns the shield's apic_extnmi and sysctl layers off
+(capture_extnmi = no, capture_nmi_sysctls = no) and keeps
+kernel.unknown_nmi_panic = 1 in the root's /etc/sysctl.d, which kdump-tools'
+capture boot applies again: a second NMI sent while makedumpfile runs then
+reaches the capture kernel, and nmimgr, loaded latched from the kdump
+initrd, is what keeps it from killing the dump.  (With the default layers
+apic_extnmi=none masks it before it arrives: test_nmimgr_61.py's shield
+cases show each layer alone.)  makedumpfile is made to compress with zlib
+(-c) so that it runs for seconds, not one, and the NMI can land inside it.
+"""
+
+import json
+import os
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from lab.paths import REPO_DIR, cache_dir, run
+from test_vmcore_check import tool
+
+pytestmark = [
+    pytest.mark.k61, pytest.mark.slow,
+    # In progress (issue 8): the packages are not in this tree yet (debian/ and
+    # packaging/build-deb.sh land next), and on the last run everything up to
+    # the loaded capture kernel held (apt with the archive's dependencies, DKMS
+    # build, policy from the file, shield blocks), then `lsinitramfs` of the
+    # rebuilt kdump initrd said "cpio: premature end of archive".
+    pytest.mark.skip(reason="in progress: needs debian/ packaging (issue 8)"),
+]
+
+#: the admin's edit, appended to the packaged /etc/nmimgr.conf
+CONF = """
+# test_root_nmimgr.py: panic on code 0 (the BMC button) at the first press
+panic = 0
+confirm = 0
+capture_extnmi = no
+capture_nmi_sysctls = no
+"""
+PANIC_LINE = re.compile(r"Kernel panic - not syncing: nmimgr: panic on NMI event "
+                        r"0x([0-9a-f]{2}) .*code=0x00")
+
+
+@pytest.fixture(scope="module")
+def nmimgr_debs(tmp_path_factory):
+    """nmimgr_*.deb and nmimgr-dkms_*.deb from this tree."""
+    where = os.environ.get("NMIMGR_DEB_DIR")
+    out = Path(where) if where else tmp_path_factory.mktemp("debs")
+    debs = sorted(p for p in out.glob("nmimgr*_*.deb") if "dbgsym" not in p.name)
+    if not debs:
+        run([str(REPO_DIR / "packaging" / "build-deb.sh"), str(out)], timeout=3600)
+        debs = sorted(p for p in out.glob("nmimgr*_*.deb") if "dbgsym" not in p.name)
+    names = sorted(p.name.split("_")[0] for p in debs)
+    assert names == ["nmimgr", "nmimgr-dkms"], names
+    return debs + archive_dependencies(debs)
+
+
+def real_package(name):
+    """NAME, or the package that provides it when it is virtual (libspdlog1.10
+    provides libspdlog1.10-fmt9)."""
+    out = subprocess.run(["apt-cache", "showpkg", name], capture_output=True, text=True,
+                         check=False).stdout
+    if re.search(r"^Versions: \n\S", out, re.M):
+        return name
+    provides = out.partition("Reverse Provides:")[2].split()
+    return provides[0] if provides else name
+
+
+def archive_dependencies(debs):
+    """The packages' dependencies, fetched from Debian's archive on the host.
+
+    The root boots without a network; an admin's apt would fetch these.  They
+    are downloaded once (``apt-get download``, the host's own sources, nothing
+    changed) into the lab cache and handed to the same apt-get install, which
+    resolves against them and the root; those the root already has are left
+    as they are."""
+    names = set()
+    for deb in debs:
+        depends = subprocess.run(["dpkg-deb", "-f", str(deb), "Depends"], capture_output=True,
+                                 text=True, check=True).stdout
+        for alternative in depends.split(","):
+            names.add(alternative.split("|")[0].split("(")[0].strip())
+    names.discard("")
+    names = {real_package(n) for n in names}
+    cache = cache_dir() / "debs"
+    cache.mkdir(parents=True, exist_ok=True)
+    missing = [n for n in sorted(names) if not list(cache.glob(f"{n}_*.deb"))]
+    if missing:
+        run(["apt-get", "download", *missing], cwd=cache, timeout=600)
+    return sorted(p for n in sorted(names) for p in cache.glob(f"{n}_*.deb"))
+
+
+def test_bmc_nmi_on_a_kdump_tools_root_with_nmimgr_installed(
+        debian_root, nmimgr_debs, tmp_path, record_property):
+    timings = {}
+    vm = debian_root(
+        # apt, DKMS building nmimgr.ko and update-initramfs under TCG: minutes
+        "kdump-tools", install=nmimgr_debs, boot_timeout=1500,
+        files={"/etc/sysctl.d/90-lab-nmi.conf": b"kernel.unknown_nmi_panic = 1\n"},
+        firstboot=[
+            "sed -i 's/^MAKEDUMP_ARGS=.*/MAKEDUMP_ARGS=\"-c -d 31\"/' /etc/default/kdump-tools",
+            f"printf '%s' '{CONF}' >> /etc/nmimgr.conf",
+            "nmimgr-load --apply",
+        ])
+    timings["agent_ready_s"] = round(vm.boot_seconds, 1)
+    # DKMS built the module for the root's kernel, the boot loaded it with the file
+    _, out = vm.run("dkms status nmimgr", check=True)
+    assert re.search(rf"nmimgr/[^,]+, {re.escape(vm.root.kernel.kver)}, x86_64: installed", out), out
+    _, path = vm.run("modinfo -n nmimgr", check=True)
+    assert "/updates/dkms/" in path, path
+    _, policy = vm.run("cat /sys/module/nmimgr/parameters/policy", check=True)
+    assert re.search(r"\bpanic=0\b", policy) and "confirm=0" in policy, policy
+    rc, _ = vm.run("systemctl is-active nmimgr.service")
+    assert rc == 0
+
+    timings["capture_loaded_s"] = round(vm.wait_capture_loaded(900), 1)
+    # kdump-tools rebuilt its initrd with nmimgr in it (the packaged state changed)
+    _, listing = vm.run("lsinitramfs /var/lib/kdump/initrd.img", check=True)
+    assert re.search(r"nmimgr\.ko", listing), "nmimgr.ko is not in the kdump initrd"
+    assert "etc/nmimgr.conf" in listing
+    _, cmd = vm.run("cat /var/crash/kexec_cmd", check=True)
+    assert "systemd.unit=kdump-tools-dump.service" in cmd, cmd
+    assert "apic_extnmi=none" not in cmd, cmd      # turned off in this scenario
+
+    mark = len(vm.serial_log)
+    crash = time.monotonic()
+    vm.inject_nmi()
+    vm.wait_serial(r"running makedumpfile -c -d 31 -F", timeout=600, start=mark)
+    vm.inject_nmi()
+    sent = len(vm.serial_log)
+    vm.wait_exit(900)
+    timings["nmi_to_reboot_s"] = round(time.monotonic() - crash, 1)
+    capture = vm.serial_log[mark:]
+    assert "Kernel panic" not in capture, vm.tail()
+    # the second NMI reached the capture kernel while makedumpfile ran, and nmimgr
+    # (latched, from the kdump initrd) dropped it
+    begin = capture.index("running makedumpfile -c -d 31 -F")
+    done = capture.index("The dumpfile is saved to STDOUT")
+    dropped = capture.find("nmimgr: dropped NMI event", begin)
+    assert begin < dropped < done, capture[begin:begin + 3000]
+    assert sent - mark <= done
+
+    crash_dir = vm.read_out("/var/crash", tmp_path / "out")
+    (dump_dir,) = [d for d in crash_dir.iterdir() if re.fullmatch(r"\d{12}", d.name)]
+    dmesg = next(dump_dir.glob("dmesg.*")).read_text(errors="replace")
+    assert PANIC_LINE.search(dmesg), dmesg[-2000:]
+    proc = subprocess.run([str(tool("nmimgr-vmcore-check", "NMIMGR_VMCORE_CHECK")), "--json",
+                           str(dump_dir)], capture_output=True, text=True, timeout=600,
+                          check=False)
+    (report,) = json.loads(proc.stdout)["dumps"]
+    assert proc.returncode == 0 and report["verdict"] == "complete", report["reasons"]
+    assert (report["layout"], report["container"], report["compression"]) == \
+        ("kdump-tools", "flattened", "zlib")
+    trigger = report["trigger"]
+    assert trigger["nmimgr"], trigger
+    record_property("timings", json.dumps(timings))
+    print(f"kdump-tools with nmimgr: {json.dumps(timings)}")
