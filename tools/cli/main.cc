@@ -32,7 +32,13 @@ constexpr const char* kExit =
     "  0  every dump is complete\n"
     "  1  some dump is incomplete or corrupt\n"
     "  2  usage error, or an I/O error (a path or dump could not be read,\n"
-    "     nmimgr.json could not be written)\n";
+    "     nmimgr.json could not be written)\n"
+    "with --new, dumps skipped as already annotated do not count.\n"
+    "\n"
+    "--new: a dump directory is new when its nmimgr.json is missing or\n"
+    "unreadable, was written by another version of this tool, or records\n"
+    "other files, sizes or modification times than the directory's dumps\n"
+    "and saved kernel logs now have.\n";
 
 // --threads N: a decimal number from 1 to kMaxScanThreads, nothing else
 // (no sign, no base prefix, no trailing text).
@@ -65,6 +71,13 @@ int main(int argc, char** argv) {
       "search; the panic line comes from a saved dmesg file only)")(
       "annotate", po::bool_switch(&opts.annotate),
       "write the finding next to each dump as nmimgr.json")(
+      "new", po::bool_switch(&opts.only_new),
+      "only dump directories whose nmimgr.json is missing or not current "
+      "(see below); the others are skipped")(
+      "journal", po::bool_switch(&opts.journal),
+      "one line per dump (path, verdict, reasons, trigger, annotation), "
+      "prefixed with its sd-daemon(3) priority: <6> complete, <4> "
+      "incomplete or corrupt, <3> error")(
       "threads", po::value<std::string>(&threads),
       "threads for page decoding, 1 to 256 (default: all cores, at most "
       "256)")("verbose,v", "log what is being done to stderr");
@@ -94,11 +107,14 @@ int main(int argc, char** argv) {
     std::cerr << "nmimgr-vmcore-check: no PATH given\n" << kUsage;
     return 2;
   }
-  if (opts.json && opts.quiet) {
-    std::cerr << "nmimgr-vmcore-check: --json and --quiet exclude each other\n";
+  if (opts.json + opts.quiet + opts.journal > 1) {
+    std::cerr << "nmimgr-vmcore-check: --json, --quiet and --journal exclude "
+                 "each other\n";
     return 2;
   }
-  spdlog::set_pattern("nmimgr-vmcore-check: %v");
+  // The library logs at debug level only (-v): under --journal, priority 7.
+  spdlog::set_pattern(opts.journal ? "<7>nmimgr-vmcore-check: %v"
+                                   : "nmimgr-vmcore-check: %v");
   spdlog::set_level(vm.count("verbose") ? spdlog::level::debug
                                         : spdlog::level::warn);
   opts.check.scan = vm.count("no-scan") == 0;
@@ -122,11 +138,13 @@ int main(int argc, char** argv) {
     opts.check.threads = std::clamp(std::thread::hardware_concurrency(), 1u,
                                     nmimgr::vmcore::kMaxScanThreads);
   }
-  opts.check.progress = !opts.quiet && ::isatty(STDERR_FILENO);
+  opts.check.progress =
+      !opts.quiet && !opts.journal && ::isatty(STDERR_FILENO);
   try {
     return nmimgr::vmcore::Run(opts, std::cout, std::cerr);
   } catch (const std::exception& e) {
-    std::cerr << "nmimgr-vmcore-check: " << e.what() << "\n";
+    std::cerr << (opts.journal ? "<3>" : "") << "nmimgr-vmcore-check: "
+              << nmimgr::vmcore::TerminalText(e.what()) << "\n";
     return 2;
   }
 }

@@ -6,15 +6,21 @@
 // component (it replaces the link itself), the dump files are never opened
 // for writing, and an identical existing file is left alone, so running the
 // check twice changes nothing.  The content has no check-time timestamp for
-// the same reason.
+// the same reason; it records instead the writer (tool and version) and the
+// size and modification time of every file the check read, which is what
+// `--new` compares (WhyNew).
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
+#include <map>
 #include <random>
+#include <set>
 #include <string>
 
 #include "check.h"
@@ -38,13 +44,86 @@ std::optional<std::string> ReadExisting(const std::string& path) {
   return out;
 }
 
+constexpr const char* kSchema = "nmimgr-vmcore-check/annotation/1";
+
 }  // namespace
+
+std::string AnnotationWriter() {
+  return std::string("nmimgr-vmcore-check ") + NMIMGR_VERSION;
+}
+
+std::string WhyNew(const std::string& dir,
+                   const std::vector<const DumpSet*>& sets) {
+  const std::string path = dir + "/nmimgr.json";
+  std::optional<std::string> text = ReadExisting(path);
+  if (!text) {
+    struct stat st;
+    return ::lstat(path.c_str(), &st) != 0 && errno == ENOENT
+               ? "no annotation"
+               : "annotation unreadable";
+  }
+  nlohmann::json j = nlohmann::json::parse(*text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return "annotation unreadable";
+  const nlohmann::json* checked =
+      j.contains("checked") && j["checked"].is_object() ? &j["checked"]
+                                                        : nullptr;
+  std::string by = checked && (*checked).value("by", nlohmann::json()).is_string()
+                       ? (*checked)["by"].get<std::string>()
+                       : "an earlier version";
+  if (j.value("schema", nlohmann::json()) != kSchema ||
+      by != AnnotationWriter())
+    return "annotation by " + by;
+  // The files the check would read now, against those it read then.
+  std::set<std::string> now;
+  for (const DumpSet* s : sets) {
+    for (const std::string& f : s->files)
+      now.insert(std::filesystem::path(f).lexically_relative(dir).string());
+    if (!s->dmesg_file.empty())
+      now.insert(
+          std::filesystem::path(s->dmesg_file).lexically_relative(dir).string());
+  }
+  std::map<std::string, std::pair<uint64_t, int64_t>> then;
+  const nlohmann::json& files = (*checked).value("files", nlohmann::json());
+  if (!files.is_array()) return "annotation unreadable";
+  for (const nlohmann::json& f : files) {
+    if (!f.is_object() || !f.value("name", nlohmann::json()).is_string() ||
+        !f.value("size", nlohmann::json()).is_number_unsigned() ||
+        !f.value("mtime_ns", nlohmann::json()).is_number_integer())
+      return "annotation unreadable";
+    then[f["name"].get<std::string>()] = {f["size"].get<uint64_t>(),
+                                          f["mtime_ns"].get<int64_t>()};
+  }
+  std::set<std::string> recorded;
+  for (const auto& [name, stamp] : then) recorded.insert(name);
+  if (recorded != now) return "files differ";
+  for (const auto& [name, stamp] : then) {
+    struct stat st;
+    if (::stat((dir + "/" + name).c_str(), &st) != 0) return name + " changed";
+    int64_t mtime = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 +
+                    st.st_mtim.tv_nsec;
+    if (static_cast<uint64_t>(st.st_size) != stamp.first ||
+        mtime != stamp.second)
+      return name + " changed";
+  }
+  return {};
+}
 
 std::string Annotate(const DumpResult& r,
                      const std::vector<const DumpResult*>& in_dir) {
   nlohmann::json j = DumpToJson(r);
   j.erase("path");  // the file sits in that directory
-  j["schema"] = "nmimgr-vmcore-check/annotation/1";
+  j["schema"] = kSchema;
+  // What was checked, for --new: every file of every dump in the directory
+  // as it was before the check read it.
+  std::map<std::string, const FileStamp*> stamps;
+  for (const FileStamp& f : r.stamps) stamps[f.name] = &f;
+  for (const DumpResult* d : in_dir)
+    for (const FileStamp& f : d->stamps) stamps[f.name] = &f;
+  nlohmann::json files = nlohmann::json::array();
+  for (const auto& [name, f] : stamps)
+    files.push_back(
+        {{"name", name}, {"size", f->size}, {"mtime_ns", f->mtime_ns}});
+  j["checked"] = {{"by", AnnotationWriter()}, {"files", files}};
   if (in_dir.size() > 1) {
     // Several dumps share the directory and its one nmimgr.json: it
     // describes the worst of them, and lists each with its verdict.

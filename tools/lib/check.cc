@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -328,9 +329,33 @@ Verdict VerdictOf(const Findings& f) {
   return Verdict::kComplete;
 }
 
+namespace {
+
+// Size and modification time of what the check is about to read, taken
+// before it reads: a dump rewritten during the check then differs from its
+// annotation's record and is new again.
+std::vector<FileStamp> StampsOf(const DumpSet& set) {
+  std::vector<std::string> paths = set.files;
+  if (!set.dmesg_file.empty()) paths.push_back(set.dmesg_file);
+  std::vector<FileStamp> stamps;
+  for (const std::string& p : paths) {
+    struct stat st;
+    if (::stat(p.c_str(), &st) != 0) continue;  // the check reports it
+    stamps.push_back(
+        {std::filesystem::path(p).lexically_relative(set.dir).string(),
+         static_cast<uint64_t>(st.st_size),
+         static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 +
+             st.st_mtim.tv_nsec});
+  }
+  return stamps;
+}
+
+}  // namespace
+
 DumpResult CheckDump(const DumpSet& set, const CheckOptions& opts) {
   DumpResult r;
   r.set = set;
+  r.stamps = StampsOf(set);
   try {
     CheckInto(r, opts);
   } catch (const IoError& e) {
@@ -345,11 +370,34 @@ DumpResult CheckDump(const DumpSet& set, const CheckOptions& opts) {
 }
 
 int Run(const Options& opts, std::ostream& out, std::ostream& err) {
+  // In --journal mode every line, errors included, carries its sd-daemon(3)
+  // priority so that journald files it at that level.
+  const std::string err_prefix =
+      std::string(opts.journal ? "<3>" : "") + "nmimgr-vmcore-check: ";
   Discovery disc = Discover(opts.paths);
   int status = 0;
   for (const auto& e : disc.errors) {
-    err << "nmimgr-vmcore-check: " << TerminalText(e) << "\n";
+    err << err_prefix << TerminalText(e) << "\n";
     status = 2;
+  }
+  size_t skipped = 0;
+  if (opts.only_new) {
+    // Newness is a directory's: it has one nmimgr.json for all its dumps.
+    std::map<std::string, std::vector<const DumpSet*>> by_dir;
+    for (const DumpSet& set : disc.dumps) by_dir[set.dir].push_back(&set);
+    std::map<std::string, std::string> why;
+    for (const auto& [dir, sets] : by_dir) why[dir] = WhyNew(dir, sets);
+    std::vector<DumpSet> fresh;
+    for (DumpSet& set : disc.dumps) {
+      if (why[set.dir].empty()) {
+        spdlog::debug("{}: annotation is current, skipped", set.dir);
+        ++skipped;
+        continue;
+      }
+      spdlog::debug("{}: new: {}", set.dir, why[set.dir]);
+      fresh.push_back(std::move(set));
+    }
+    disc.dumps = std::move(fresh);
   }
   std::vector<DumpResult> results;
   for (const DumpSet& set : disc.dumps) {
@@ -361,6 +409,7 @@ int Run(const Options& opts, std::ostream& out, std::ostream& err) {
     else if (r.verdict != Verdict::kComplete && status == 0)
       status = 1;
   }
+  std::map<std::string, std::string> annotation;  // dir -> what became of it
   if (opts.annotate) {
     // One nmimgr.json per directory: with several dumps in it, the worst
     // one's, so a broken dump is never annotated "complete" by its
@@ -376,19 +425,39 @@ int Run(const Options& opts, std::ostream& out, std::ostream& err) {
       const DumpResult* worst = in_dir.front();
       for (const DumpResult* d : in_dir)
         if (d->verdict > worst->verdict) worst = d;
-      if (in_dir.size() == 1 && worst->verdict == Verdict::kUnreadable)
+      if (in_dir.size() == 1 && worst->verdict == Verdict::kUnreadable) {
+        annotation[dir] = "not written";
         continue;
+      }
       try {
         std::string what = Annotate(*worst, in_dir);
         spdlog::debug("{}/nmimgr.json {}", dir, what);
+        annotation[dir] = what;
       } catch (const IoError& e) {
-        err << "nmimgr-vmcore-check: " << TerminalText(e.what()) << "\n";
+        err << err_prefix << TerminalText(e.what()) << "\n";
+        annotation[dir] = "failed";
         status = 2;
       }
     }
   }
-  if (disc.dumps.empty() && disc.errors.empty() && !opts.quiet && !opts.json)
-    err << "nmimgr-vmcore-check: no dumps found\n";
+  if (opts.journal) {
+    for (const DumpResult& r : results)
+      out << JournalLine(r, opts.annotate ? annotation[r.set.dir] : "")
+          << "\n";
+    if (results.empty() && disc.errors.empty())
+      out << "<6>"
+          << (skipped ? fmt::format("no new dumps ({} already annotated)",
+                                    skipped)
+                      : std::string("no dumps found"))
+          << "\n";
+    return status;
+  }
+  if (results.empty() && disc.errors.empty() && !opts.quiet && !opts.json)
+    err << "nmimgr-vmcore-check: "
+        << (skipped ? fmt::format("no new dumps ({} already annotated)",
+                                  skipped)
+                    : std::string("no dumps found"))
+        << "\n";
   if (opts.json)
     out << ReportToJson(results, disc.errors, status)
                .dump(2, ' ', false, nlohmann::json::error_handler_t::replace)

@@ -63,8 +63,17 @@ struct TriggerReport {
 // contradict) and decides `during_other_panic`.  Call after the scan.
 void ChooseTrigger(TriggerReport& t);
 
+// A file a check read, as it was when the check began: what an annotation
+// records so that `--new` can tell whether the files changed since.
+struct FileStamp {
+  std::string name;  // relative to the dump directory
+  uint64_t size = 0;
+  int64_t mtime_ns = 0;
+};
+
 struct DumpResult {
   DumpSet set;
+  std::vector<FileStamp> stamps;  // the dump files and the saved log
   Verdict verdict = Verdict::kComplete;
   DumpFacts facts;
   Findings findings;
@@ -105,16 +114,42 @@ void PrintTable(const std::vector<DumpResult>& results, std::ostream& out);
 std::string Annotate(const DumpResult& r,
                      const std::vector<const DumpResult*>& in_dir = {});
 
+// The tool and version an annotation names as its writer
+// ("nmimgr-vmcore-check 0.1.0").
+std::string AnnotationWriter();
+
+// Why the dump directory `dir`, whose dumps are `sets` (as discovered),
+// needs checking under `--new`: "no annotation", "annotation unreadable",
+// "annotation by <writer>" (another schema or tool version), "files
+// differ" (a dump or saved log was added, removed or renamed), "<file>
+// changed" (size or modification time differ from the recorded ones).
+// Empty when its nmimgr.json is current.
+std::string WhyNew(const std::string& dir,
+                   const std::vector<const DumpSet*>& sets);
+
+// One line for the journal (--journal): the sd-daemon(3) priority prefix
+// (<6> complete, <4> incomplete or corrupt, <3> unreadable or a failed
+// annotation), the dump, its verdict, the codes of its findings, the
+// trigger and, with --annotate, what became of nmimgr.json ("written",
+// "unchanged", "failed", "not written").  Dump-derived text passes
+// TerminalText, so the line is always one line.
+std::string JournalLine(const DumpResult& r, const std::string& annotation);
+
 struct Options {
   std::vector<std::string> paths;
   bool json = false;
   bool quiet = false;
   bool annotate = false;
+  // Only dump directories whose nmimgr.json is missing or not current
+  // (WhyNew); the others are neither checked nor reported.
+  bool only_new = false;
+  bool journal = false;  // one JournalLine per dump instead of the table
   CheckOptions check;
 };
 
 // Exit status: 0 every dump complete, 1 some dump is not, 2 usage or I/O
-// errors (including an unreadable dump or a failed annotation).
+// errors (including an unreadable dump or a failed annotation).  Dumps
+// that `only_new` skips do not count.
 int Run(const Options& opts, std::ostream& out, std::ostream& err);
 
 }  // namespace nmimgr::vmcore

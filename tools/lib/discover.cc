@@ -33,6 +33,10 @@ bool IsDmesgName(const std::string& n) {
   return n == "vmcore-dmesg.txt" || StartsWith(n, "dmesg.");
 }
 
+// `kdumpctl test` has the capture kernel write "fail" here before the dump
+// and "success" after it: a directory holding it was to receive a dump.
+constexpr std::string_view kTestStatus = "vmcore-creation.status";
+
 bool IsRegular(const fs::path& p) {
   struct stat st;
   return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
@@ -185,6 +189,12 @@ void ScanDumpDir(const fs::path& dir, Discovery& out,
           "the dump never got written: the directory holds the saved kernel "
           "log {} but no dump file",
           logs.front());
+    if (why.empty() &&
+        std::find(names.begin(), names.end(), kTestStatus) != names.end())
+      why = fmt::format(
+          "the dump never got written: the directory holds the `kdumpctl "
+          "test` status {} but no dump file",
+          kTestStatus);
     if (!why.empty()) {
       DumpSet d;
       d.dir = dir.string();
@@ -229,7 +239,8 @@ bool HasDumpFiles(const fs::path& dir, std::vector<std::string>& errors) {
   for (const auto& n : SortedEntries(dir, errors)) {
     if (IsDumpFileName(n) && (IsRegular(dir / n) || !NotAFile(dir / n).empty()))
       return true;
-    if (IsDmesgName(n) && IsRegular(dir / n)) return true;
+    if ((IsDmesgName(n) || n == kTestStatus) && IsRegular(dir / n))
+      return true;
   }
   return false;
 }
@@ -244,10 +255,11 @@ bool IsDumpFileName(const std::string& n) {
       EndsWith(n, ".json") || n.find("dmesg") != std::string::npos)
     return false;
   // Checksums and signatures kept next to a dump (sha256sum dump.* >
-  // dump.<stamp>.sha256) describe it; they are not dumps.
+  // dump.<stamp>.sha256) describe it; they are not dumps, nor is the
+  // vmcore-creation.status of a `kdumpctl test` directory.
   for (std::string_view ext :
        {".sha256", ".sha512", ".sha384", ".sha224", ".sha1", ".md5", ".b2",
-        ".sum", ".asc", ".sig", ".part", ".tmp"})
+        ".sum", ".asc", ".sig", ".part", ".tmp", ".status"})
     if (EndsWith(n, ext)) return false;
   // dump.<stamp>[.xz|.gz|.bz2|.lz4], vmcore.<stamp>, and split parts named
   // after either.
@@ -260,7 +272,11 @@ std::string LayoutOfDirName(const std::string& name) {
   static const std::regex kdumpctl(
       R"(^.+-\d{4}-\d{2}-\d{2}-\d{2}:\d{2}:\d{2}$)");
   static const std::regex kdump_tools(R"(^(.+-)?\d{12}$)");
-  if (std::regex_match(name, kdumpctl)) return "kdumpctl";
+  // `kdumpctl test`: kdump.sh saves into <path>/kdump-test-<id>, the id
+  // being kdumpctl's `date +%s-%N`.
+  static const std::regex kdumpctl_test(R"(^kdump-test-\d+-\d+$)");
+  if (std::regex_match(name, kdumpctl) || std::regex_match(name, kdumpctl_test))
+    return "kdumpctl";
   if (std::regex_match(name, kdump_tools)) return "kdump-tools";
   return "unknown";
 }

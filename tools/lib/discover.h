@@ -5,6 +5,8 @@
 //   Fedora/RHEL kdumpctl:  <root>/<ip>-YYYY-MM-DD-HH:MM:SS/
 //       vmcore, vmcore-incomplete (while writing), vmcore.flat (ssh targets)
 //       vmcore-dmesg.txt, kexec-dmesg.log (the capture kernel's own log)
+//   `kdumpctl test`:  <root>/kdump-test-<epoch>-<ns>/, the same files and
+//       vmcore-creation.status ("fail" before the dump, "success" after)
 //   Debian/Ubuntu kdump-tools:  <root>/YYYYMMDDHHMM/ or
 //                               <root>/<ip-or-host>-YYYYMMDDHHMM/ (remote)
 //       dump.<stamp>, dump-incomplete (while writing), vmcore.<stamp> (copy

@@ -267,6 +267,38 @@ std::vector<std::string> TriggerNotes(const TriggerReport& t) {
   return notes;
 }
 
+// The trigger in a journal line: nmimgr's event code and action, or "not
+// nmimgr", or "unknown" when nothing of the dump could be read.
+std::string JournalTrigger(const DumpResult& r) {
+  const TriggerReport& t = r.trigger;
+  const TriggerRecord* rec = t.record();
+  if (rec || t.line) {
+    const bool confirmed = rec ? rec->confirmed() : t.line->confirmed;
+    std::string what =
+        rec ? fmt::format("nmimgr event {:#04x} action panic{} (raw {:#04x}, "
+                          "{}, cpu {}, record v{} {})",
+                          rec->masked_code, confirmed ? " confirmed" : "",
+                          rec->raw_code, nmimgr_type_name(rec->nmi_type),
+                          rec->cpu, rec->version,
+                          rec->bound() ? "bound" : "not bound")
+            : fmt::format("nmimgr event {:#04x} action panic{} (raw {:#04x}, "
+                          "{}, cpu {}, kernel log {})",
+                          t.line->masked_code, confirmed ? " confirmed" : "",
+                          t.line->raw_code, t.line->nmi_type, t.line->cpu,
+                          t.line_source);
+    if (t.during_other_panic) {
+      what += ", during another panic";
+      if (t.panic_message) what += ": " + t.panic_message->substr(0, 60);
+    }
+    return what;
+  }
+  if (r.verdict == Verdict::kUnreadable || r.set.files.empty())
+    return "unknown";
+  if (t.panic_message) return "not nmimgr (panic: " +
+                              t.panic_message->substr(0, 60) + ")";
+  return "not nmimgr";
+}
+
 std::string Rel(const std::string& path, const std::string& dir) {
   return std::filesystem::path(path).lexically_relative(dir).string();
 }
@@ -332,6 +364,28 @@ std::string TerminalText(std::string_view s) {
     i += n;
   }
   return out;
+}
+
+std::string JournalLine(const DumpResult& r, const std::string& annotation) {
+  int priority = 6;  // LOG_INFO: complete
+  if (r.verdict == Verdict::kIncomplete || r.verdict == Verdict::kCorrupt)
+    priority = 4;  // LOG_WARNING: a finding, exit status 1
+  if (r.verdict == Verdict::kUnreadable || annotation == "failed")
+    priority = 3;  // LOG_ERR: the check failed, exit status 2
+  std::string name =
+      r.set.files.size() <= 1
+          ? (r.set.files.empty() ? r.set.dir : r.set.files.front())
+          : fmt::format("{}/{{{} parts}}", r.set.dir, r.set.files.size());
+  std::string codes;
+  for (const Finding& x : r.findings.all())
+    if (("," + codes + ",").find("," + x.code + ",") == std::string::npos)
+      codes += (codes.empty() ? "" : ",") + x.code;
+  std::string line = fmt::format(
+      "<{}>{}: {}; reasons: {}; trigger: {}", priority, name,
+      VerdictName(r.verdict), codes.empty() ? "none" : codes,
+      JournalTrigger(r));
+  if (!annotation.empty()) line += "; annotation " + annotation;
+  return TerminalText(line);
 }
 
 json DumpToJson(const DumpResult& r) {
