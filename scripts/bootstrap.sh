@@ -23,6 +23,9 @@ packages=(
 	libkdumpfile-dev python3-libkdumpfile shellcheck shfmt sparse
 	# pipeline tests: mkinitramfs and lsinitramfs (no kernel hooks)
 	initramfs-tools-core
+	# packages (packaging/, ctest -L packaging): debian/control's
+	# Build-Depends are the build list above plus these
+	dpkg-dev debhelper dh-dkms dkms fakeroot lintian rpm
 )
 
 missing=()

@@ -1,9 +1,10 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0-or-later
-# Every shell file in the tree through shellcheck and shfmt: git's files
-# with a .sh name or a sh/bash/dash shebang, dracut's sourced hooks and
-# drop-ins included.  shfmt takes its settings from the top-level
-# .editorconfig.
+# Every shell file in the tree through shellcheck and shfmt: git's files,
+# and new ones git does not ignore (not yet committed), with a .sh name or
+# a sh/bash/dash shebang, dracut's sourced hooks and drop-ins included
+# (debian/'s maintainer scripts by their shebang; debian/rules is make).
+# shfmt takes its settings from the top-level .editorconfig.
 # shellcheck source=tests/pipeline/lib.sh
 . "$(dirname "$0")/lib.sh"
 command -v shellcheck > /dev/null || skip "shellcheck is missing (apt-get install shellcheck)"
@@ -17,7 +18,7 @@ while IFS= read -r f; do
 	dracut/*.conf) files+=("$f") ;; # sourced by dracut's bash
 	*) head -n 1 "$f" | grep -qE '^#!.*/(env )?(ba|da)?sh( |$)' && files+=("$f") ;;
 	esac
-done < <(git ls-files | grep -v -e '^fuzz/corpus/' -e '\.py$')
+done < <(git ls-files --cached --others --exclude-standard | grep -v -e '^fuzz/corpus/' -e '\.py$')
 [ ${#files[@]} -gt 0 ] || fail "no shell files found"
 echo "checking ${#files[@]} shell files"
 if shellcheck -x -P SCRIPTDIR "${files[@]}"; then pass "shellcheck"; else fail "shellcheck"; fi
