@@ -97,7 +97,6 @@ def archive_dependencies(debs):
     return sorted(p for n in sorted(names) for p in cache.glob(f"{n}_*.deb"))
 
 
-@pytest.mark.skip(reason="in progress (issue 8): being run to the end on the kdump-tools root")
 def test_bmc_nmi_on_a_kdump_tools_root_with_nmimgr_installed(
         debian_root, nmimgr_debs, tmp_path, record_property):
     timings = {}
@@ -277,8 +276,11 @@ def annotated_on_next_boot(vm, dump_name, tmp_path, timings):
         deadline = time.monotonic() + 600
         while True:
             _, state = again.run("systemctl show -p ActiveState -p Result "
-                                 "-p ExecMainStatus --value nmimgr-annotate.service")
-            active, result, status = (state.split("\n") + ["", "", ""])[:3]
+                                 "-p ExecMainStatus nmimgr-annotate.service")
+            # KEY=VALUE lines, in systemd's order, not the order asked for
+            props = dict(line.partition("=")[::2] for line in state.splitlines() if "=" in line)
+            active, result, status = (props.get(k, "") for k in
+                                      ("ActiveState", "Result", "ExecMainStatus"))
             if active in ("inactive", "failed") and again._service_done("nmimgr-annotate.service"):
                 break
             assert time.monotonic() < deadline, f"nmimgr-annotate.service still {active}"
@@ -298,9 +300,8 @@ def annotated_on_next_boot(vm, dump_name, tmp_path, timings):
         assert annotation["verdict"] == "complete", annotation
         assert annotation["trigger"]["nmimgr"], annotation["trigger"]
         # the unit ran at low priority, and did not hold the boot
-        _, nice = again.run("systemctl show -p Nice -p IOSchedulingClass --value "
-                            "nmimgr-annotate.service")
-        assert nice.split()[0] == "19" and nice.split()[1] in ("3", "idle"), nice
+        _, nice = again.run("systemctl show -p Nice -p IOSchedulingClass nmimgr-annotate.service")
+        assert set(nice.split()) == {"Nice=19", "IOSchedulingClass=3"}, nice   # 3: idle
         # a later run finds nothing new
         _, second = again.run("nmimgr-vmcore-check --new --annotate --journal /var/crash")
         assert second.strip().startswith("<6>no new dumps (1 already annotated)"), second
