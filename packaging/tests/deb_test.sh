@@ -13,7 +13,7 @@ for t in dpkg-buildpackage dh dh_dkms fakeroot lintian dpkg-deb; do
 		skip "$t is missing (scripts/bootstrap.sh installs the packaging tools)"
 done
 fresh_work
-cd "$NMIMGR_SOURCE_DIR"
+cd "$NMIMGR_SOURCE_DIR" || exit 1
 version=$(dpkg-parsechangelog -S Version)
 expect_eq "debian/changelog's version is the CMake project version" \
 	"$version" "$NMIMGR_VERSION"
@@ -29,6 +29,7 @@ packaging/build-deb.sh "$pkgs" || {
 for f in "$main" "$dkms"; do
 	[ -f "$f" ] || fail "build-deb.sh made no ${f##*/}"
 done
+# shellcheck disable=SC2154 # failures: lib.sh counts them
 [ "$failures" -eq 0 ] || finish
 
 # lintian on the .changes (every .deb it lists); the overrides in

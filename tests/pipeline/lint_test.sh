@@ -9,7 +9,7 @@
 . "$(dirname "$0")/lib.sh"
 command -v shellcheck > /dev/null || skip "shellcheck is missing (apt-get install shellcheck)"
 command -v shfmt > /dev/null || skip "shfmt is missing (apt-get install shfmt)"
-cd "$NMIMGR_SOURCE_DIR"
+cd "$NMIMGR_SOURCE_DIR" || exit 1
 files=()
 while IFS= read -r f; do
 	[ -f "$f" ] || continue
