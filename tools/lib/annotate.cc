@@ -74,15 +74,9 @@ std::string WhyNew(const std::string& dir,
       by != AnnotationWriter())
     return "annotation by " + by;
   // The files the check would read now, against those it read then.
-  std::set<std::string> now;
-  for (const DumpSet* s : sets) {
-    for (const std::string& f : s->files)
-      now.insert(std::filesystem::path(f).lexically_relative(dir).string());
-    if (!s->dmesg_file.empty())
-      now.insert(
-          std::filesystem::path(s->dmesg_file).lexically_relative(dir).string());
-  }
-  std::map<std::string, std::pair<uint64_t, int64_t>> then;
+  std::map<std::string, std::pair<uint64_t, int64_t>> now, then;
+  for (const DumpSet* s : sets)
+    for (const FileStamp& f : StampsOf(*s)) now[f.name] = {f.size, f.mtime_ns};
   const nlohmann::json& files = (*checked).value("files", nlohmann::json());
   if (!files.is_array()) return "annotation unreadable";
   for (const nlohmann::json& f : files) {
@@ -93,18 +87,15 @@ std::string WhyNew(const std::string& dir,
     then[f["name"].get<std::string>()] = {f["size"].get<uint64_t>(),
                                           f["mtime_ns"].get<int64_t>()};
   }
-  std::set<std::string> recorded;
-  for (const auto& [name, stamp] : then) recorded.insert(name);
-  if (recorded != now) return "files differ";
-  for (const auto& [name, stamp] : then) {
-    struct stat st;
-    if (::stat((dir + "/" + name).c_str(), &st) != 0) return name + " changed";
-    int64_t mtime = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 +
-                    st.st_mtim.tv_nsec;
-    if (static_cast<uint64_t>(st.st_size) != stamp.first ||
-        mtime != stamp.second)
-      return name + " changed";
-  }
+  auto name_of = [](const auto& kv) { return kv.first; };
+  std::set<std::string> recorded, present;
+  std::transform(then.begin(), then.end(),
+                 std::inserter(recorded, recorded.end()), name_of);
+  std::transform(now.begin(), now.end(), std::inserter(present, present.end()),
+                 name_of);
+  if (recorded != present) return "files differ";
+  for (const auto& [name, stamp] : then)
+    if (now[name] != stamp) return name + " changed";
   return {};
 }
 

@@ -329,8 +329,6 @@ Verdict VerdictOf(const Findings& f) {
   return Verdict::kComplete;
 }
 
-namespace {
-
 // Size and modification time of what the check is about to read, taken
 // before it reads: a dump rewritten during the check then differs from its
 // annotation's record and is new again.
@@ -350,7 +348,6 @@ std::vector<FileStamp> StampsOf(const DumpSet& set) {
   return stamps;
 }
 
-}  // namespace
 
 DumpResult CheckDump(const DumpSet& set, const CheckOptions& opts) {
   DumpResult r;

@@ -71,6 +71,10 @@ struct FileStamp {
   int64_t mtime_ns = 0;
 };
 
+// The stamps of SET's dump files and saved log as they are now (files that
+// cannot be stat()ed are left out: the check reports them).
+std::vector<FileStamp> StampsOf(const DumpSet& set);
+
 struct DumpResult {
   DumpSet set;
   std::vector<FileStamp> stamps;  // the dump files and the saved log
