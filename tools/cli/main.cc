@@ -138,8 +138,7 @@ int main(int argc, char** argv) {
     opts.check.threads = std::clamp(std::thread::hardware_concurrency(), 1u,
                                     nmimgr::vmcore::kMaxScanThreads);
   }
-  opts.check.progress =
-      !opts.quiet && !opts.journal && ::isatty(STDERR_FILENO);
+  opts.check.progress = !opts.quiet && !opts.journal && ::isatty(STDERR_FILENO);
   try {
     return nmimgr::vmcore::Run(opts, std::cout, std::cerr);
   } catch (const std::exception& e) {

@@ -67,9 +67,10 @@ std::string WhyNew(const std::string& dir,
   const nlohmann::json* checked =
       j.contains("checked") && j["checked"].is_object() ? &j["checked"]
                                                         : nullptr;
-  std::string by = checked && (*checked).value("by", nlohmann::json()).is_string()
-                       ? (*checked)["by"].get<std::string>()
-                       : "an earlier version";
+  std::string by =
+      checked && (*checked).value("by", nlohmann::json()).is_string()
+          ? (*checked)["by"].get<std::string>()
+          : "an earlier version";
   if (j.value("schema", nlohmann::json()) != kSchema ||
       by != AnnotationWriter())
     return "annotation by " + by;

@@ -187,8 +187,7 @@ void CheckInto(DumpResult& r, const CheckOptions& opts) {
       r.findings.Add(Severity::kCorrupt, "trailing-data", *t);
   if (set.split)
     for (size_t i = 0; i < opened.owned.size(); ++i)
-      if (auto* st = dynamic_cast<StreamSource*>(opened.owned[i].get());
-          st) {
+      if (auto* st = dynamic_cast<StreamSource*>(opened.owned[i].get()); st) {
         std::string name =
             std::filesystem::path(set.files[i]).filename().string();
         if (st->Truncated())
@@ -348,7 +347,6 @@ std::vector<FileStamp> StampsOf(const DumpSet& set) {
   return stamps;
 }
 
-
 DumpResult CheckDump(const DumpSet& set, const CheckOptions& opts) {
   DumpResult r;
   r.set = set;
@@ -439,21 +437,20 @@ int Run(const Options& opts, std::ostream& out, std::ostream& err) {
   }
   if (opts.journal) {
     for (const DumpResult& r : results)
-      out << JournalLine(r, opts.annotate ? annotation[r.set.dir] : "")
-          << "\n";
+      out << JournalLine(r, opts.annotate ? annotation[r.set.dir] : "") << "\n";
     if (results.empty() && disc.errors.empty())
       out << "<6>"
-          << (skipped ? fmt::format("no new dumps ({} already annotated)",
-                                    skipped)
-                      : std::string("no dumps found"))
+          << (skipped
+                  ? fmt::format("no new dumps ({} already annotated)", skipped)
+                  : std::string("no dumps found"))
           << "\n";
     return status;
   }
   if (results.empty() && disc.errors.empty() && !opts.quiet && !opts.json)
     err << "nmimgr-vmcore-check: "
-        << (skipped ? fmt::format("no new dumps ({} already annotated)",
-                                  skipped)
-                    : std::string("no dumps found"))
+        << (skipped
+                ? fmt::format("no new dumps ({} already annotated)", skipped)
+                : std::string("no dumps found"))
         << "\n";
   if (opts.json)
     out << ReportToJson(results, disc.errors, status)

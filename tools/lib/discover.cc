@@ -239,8 +239,7 @@ bool HasDumpFiles(const fs::path& dir, std::vector<std::string>& errors) {
   for (const auto& n : SortedEntries(dir, errors)) {
     if (IsDumpFileName(n) && (IsRegular(dir / n) || !NotAFile(dir / n).empty()))
       return true;
-    if ((IsDmesgName(n) || n == kTestStatus) && IsRegular(dir / n))
-      return true;
+    if ((IsDmesgName(n) || n == kTestStatus) && IsRegular(dir / n)) return true;
   }
   return false;
 }

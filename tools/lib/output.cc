@@ -275,17 +275,18 @@ std::string JournalTrigger(const DumpResult& r) {
   if (rec || t.line) {
     const bool confirmed = rec ? rec->confirmed() : t.line->confirmed;
     std::string what =
-        rec ? fmt::format("nmimgr event {:#04x} action panic{} (raw {:#04x}, "
-                          "{}, cpu {}, record v{} {})",
-                          rec->masked_code, confirmed ? " confirmed" : "",
-                          rec->raw_code, nmimgr_type_name(rec->nmi_type),
-                          rec->cpu, rec->version,
-                          rec->bound() ? "bound" : "not bound")
-            : fmt::format("nmimgr event {:#04x} action panic{} (raw {:#04x}, "
-                          "{}, cpu {}, kernel log {})",
-                          t.line->masked_code, confirmed ? " confirmed" : "",
-                          t.line->raw_code, t.line->nmi_type, t.line->cpu,
-                          t.line_source);
+        rec ? fmt::format(
+                  "nmimgr event {:#04x} action panic{} (raw {:#04x}, "
+                  "{}, cpu {}, record v{} {})",
+                  rec->masked_code, confirmed ? " confirmed" : "",
+                  rec->raw_code, nmimgr_type_name(rec->nmi_type), rec->cpu,
+                  rec->version, rec->bound() ? "bound" : "not bound")
+            : fmt::format(
+                  "nmimgr event {:#04x} action panic{} (raw {:#04x}, "
+                  "{}, cpu {}, kernel log {})",
+                  t.line->masked_code, confirmed ? " confirmed" : "",
+                  t.line->raw_code, t.line->nmi_type, t.line->cpu,
+                  t.line_source);
     if (t.during_other_panic) {
       what += ", during another panic";
       if (t.panic_message) what += ": " + t.panic_message->substr(0, 60);
@@ -294,8 +295,8 @@ std::string JournalTrigger(const DumpResult& r) {
   }
   if (r.verdict == Verdict::kUnreadable || r.set.files.empty())
     return "unknown";
-  if (t.panic_message) return "not nmimgr (panic: " +
-                              t.panic_message->substr(0, 60) + ")";
+  if (t.panic_message)
+    return "not nmimgr (panic: " + t.panic_message->substr(0, 60) + ")";
   return "not nmimgr";
 }
 
@@ -380,10 +381,10 @@ std::string JournalLine(const DumpResult& r, const std::string& annotation) {
   for (const Finding& x : r.findings.all())
     if (("," + codes + ",").find("," + x.code + ",") == std::string::npos)
       codes += (codes.empty() ? "" : ",") + x.code;
-  std::string line = fmt::format(
-      "<{}>{}: {}; reasons: {}; trigger: {}", priority, name,
-      VerdictName(r.verdict), codes.empty() ? "none" : codes,
-      JournalTrigger(r));
+  std::string line =
+      fmt::format("<{}>{}: {}; reasons: {}; trigger: {}", priority, name,
+                  VerdictName(r.verdict), codes.empty() ? "none" : codes,
+                  JournalTrigger(r));
   if (!annotation.empty()) line += "; annotation " + annotation;
   return TerminalText(line);
 }

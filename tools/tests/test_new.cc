@@ -210,15 +210,16 @@ TEST_CASE(
   INFO(r.out << r.err);
   CHECK(r.status == 1);
   REQUIRE(r.lines.size() == 1);
-  CHECK(r.lines[0].rfind("<4>" + dir + "/dump." + kCut + ext +
-                             ": incomplete; reasons: ",
-                         0) == 0);
+  CHECK(r.lines[0].rfind(
+            "<4>" + dir + "/dump." + kCut + ext + ": incomplete; reasons: ",
+            0) == 0);
   CHECK_THAT(r.lines[0], Catch::Contains("reasons: " + code));
   CHECK(Annotation(dir)["verdict"] == "incomplete");
 }
 
 TEST_CASE(
-    "new dumps under --new --annotate --journal are checked once, one line each "
+    "new dumps under --new --annotate --journal are checked once, one line "
+    "each "
     "with its priority, and skips it on the next boot",
     "[unit][new][journal][annotate]") {
   Crash c;
@@ -303,8 +304,9 @@ TEST_CASE(
     fs::rename(c.test + "/vmcore", c.test + "/vmcore-incomplete");
     Ran again = Boot({c.root});
     REQUIRE(again.lines.size() == 1);
-    CHECK(again.lines[0].rfind("<4>" + c.test + "/vmcore-incomplete: "
-                               "incomplete; reasons: incomplete-name",
+    CHECK(again.lines[0].rfind("<4>" + c.test +
+                                   "/vmcore-incomplete: "
+                                   "incomplete; reasons: incomplete-name",
                                0) == 0);
   }
   SECTION("an annotation by another version or none at all is not current") {
