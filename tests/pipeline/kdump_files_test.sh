@@ -24,6 +24,8 @@ mkroot() { # mkroot DIR DEFAULTS-SAMPLE
 	cp "$2" "$1/etc/default/kdump-tools"
 	cp "$samples/kdump-sysctl.conf" "$1/etc/kdump/sysctl.conf"
 	cp "$samples/kdump-config" "$1/usr/sbin/kdump-config"
+	printf '#!/bin/sh\n' > "$1/usr/sbin/mkinitramfs"
+	chmod +x "$1/usr/sbin/mkinitramfs"
 }
 # sourced the way kdump-config does it
 dash_value() {
@@ -99,6 +101,18 @@ expect_eq "an invalid nmimgr.conf: refresh fails" "$rc" 1
 expect_match "an invalid nmimgr.conf: file:line" "$(cat bad.out)" "*nmimgr.conf:1: panic: range 5-3 is reversed*"
 if cmp -s d1 "$r/etc/default/kdump-tools"; then pass "an invalid nmimgr.conf changes nothing"; else fail "an invalid nmimgr.conf changes nothing"; fi
 printf 'panic = 0\nconfirm = 1\n' > nmimgr.conf
+
+# kdump-tools on a root whose initramfs generator is dracut: said, not hidden
+r=$PWD/root-dracut
+mkroot "$r" "$samples/kdump-tools.default"
+out=$("$helper" --root "$r" --kdump-tools install)
+expect_match "kdump-tools with mkinitramfs: no warning" "$out" "*kdump-config reload*"
+case $out in *warning*) fail "kdump-tools with mkinitramfs: no warning" ;; *) pass "kdump-tools with mkinitramfs: no warning" ;; esac
+"$helper" --root "$r" remove > /dev/null
+rm "$r/usr/sbin/mkinitramfs"
+out=$("$helper" --root "$r" --kdump-tools install)
+expect_match "kdump-tools without mkinitramfs: the fix is named" "$out" \
+	"*warning: kdump-tools: no mkinitramfs*install initramfs-tools-core*"
 
 # kdumpctl: /etc/sysconfig/kdump, the pre.d trigger
 r=$PWD/root-kdumpctl
