@@ -59,11 +59,37 @@ depends() {
     return 0
 }
 
+# nmimgr_keep_symbols: keep dracut's strip from making nmimgr.ko unloadable.
+# dracut up to 059 (Debian 12) strips every unsigned, uncompressed module
+# with the binaries' options, and mkdumprd asks for --aggressive-strip
+# (`strip -p`): that takes the module's symbol table, and the capture
+# kernel refuses it ("module has no symbols (stripped?)", ENOEXEC).  DKMS
+# modules are unsigned unless MOK signing is set up.  dracut-ng strips
+# modules with -g only since PR 667; here the same is had by turning the
+# aggressive strip off for this image (dracut reads the variable after the
+# modules are installed): modules and binaries lose their debug sections
+# only, and distribution binaries are stripped already.  Compressing
+# nmimgr.ko instead does not hold: in a no-hostonly build a later module
+# copied the plain .ko in again beside the .ko.xz.
+# shellcheck disable=SC2154 # initdir, kernel: dracut's, as in install()
+nmimgr_keep_symbols() {
+    local _ko
+    [[ ${aggressive_strip-} == yes && ${do_strip-yes} == yes ]] || return 0
+    # the copy instmods put into the image, as dracut's strip will see it
+    while IFS= read -r -d '' _ko; do
+        [[ $(tail -c 28 "$_ko" | tr -d '\000') == '~Module signature appended~' ]] && continue
+        dinfo "nmimgr: ${_ko#"$initdir"} is unsigned: stripping debug sections only (not --aggressive-strip), so that it keeps its symbol table"
+        aggressive_strip=no
+        return 0
+    done < <(find "$initdir" -name nmimgr.ko -path "*/modules/$kernel/*" -print0)
+}
+
 # called by dracut
 installkernel() {
     # a hostonly (kdump: strict) build keeps only modules the host has
     # loaded; nmimgr is wanted whether or not it is loaded right now
     hostonly='' instmods nmimgr
+    nmimgr_keep_symbols
 }
 
 # called by dracut

@@ -5,9 +5,11 @@
 # whose modules carry nmimgr.ko where DKMS puts it (updates/dkms), checked
 # with lsinitrd: the module (and modules.dep), the config, the loader and
 # the cmdline hook are inside, and the image's loader runs with the image's
-# libraries.  Then kdump builds (IN_KDUMP, as mkdumprd exports it) with
-# only the base module: nmimgr comes in through the drop-in when
-# capture_module = yes and stays out when it is no.
+# libraries.  Then kdump builds (IN_KDUMP and --aggressive-strip, as
+# mkdumprd does) with only the base module: nmimgr comes in through the
+# drop-in when capture_module = yes, still loadable (dracut 059's
+# aggressive strip takes an unsigned .ko's symbol table; the module turns
+# it down to debug sections only), and stays out when it is no.
 # shellcheck source=tests/pipeline/lib.sh
 . "$(dirname "$0")/lib.sh"
 for t in dracut lsinitrd depmod cpio; do
@@ -59,7 +61,7 @@ if sh -n hook.sh; then pass "the hook is POSIX sh"; else fail "the hook is POSIX
 # kdump builds: only `base` asked for; the drop-in adds nmimgr when the
 # file says capture_module = yes (nmimgr-load on PATH, as installed)
 export PATH=$PWD/stage/usr/sbin:$PATH
-IN_KDUMP=1 build kdump-yes.img --no-hostonly -m base
+IN_KDUMP=1 build kdump-yes.img --no-hostonly -m base --aggressive-strip
 lsinitrd kdump-yes.img > kdump-yes.list
 if has kdump-yes " (usr/)?lib/modules/$kver/updates/dkms/nmimgr\.ko$" && has kdump-yes " usr/sbin/nmimgr-load$"; then pass "kdump build, capture_module = yes: nmimgr is in"; else fail "kdump build, capture_module = yes: nmimgr is in"; fi
 mkdir unpacked
@@ -67,8 +69,12 @@ mkdir unpacked
 expect_eq "the image's loader runs on the image's libraries and reads the image's config" \
 	"$(chroot unpacked /usr/sbin/nmimgr-load --get policy)" \
 	"ignore= drop=128 panic=0 mask=0xc0 dry_run=0 confirm=500-10000"
+ko=unpacked/usr/lib/modules/$kver/updates/dkms/nmimgr.ko
 expect_eq "the image's nmimgr.ko is built for $kver" \
-	"$(modinfo -F vermagic "unpacked/usr/lib/modules/$kver/updates/dkms/nmimgr.ko" | cut -d' ' -f1)" "$kver"
+	"$(modinfo -F vermagic "$ko" | cut -d' ' -f1)" "$kver"
+# what the kernel needs to link the module: its symbol table, after strip
+if readelf -S "$ko" | grep -q ' \.symtab '; then pass "after --aggressive-strip the module keeps its symbol table"; else fail "after --aggressive-strip the module keeps its symbol table"; fi
+if readelf -S "$ko" | grep -q ' \.debug_'; then fail "the module's debug sections are stripped"; else pass "the module's debug sections are stripped"; fi
 printf 'panic = 0\ncapture_module = no\n' > nmimgr.conf
 IN_KDUMP=1 build kdump-no.img --no-hostonly -m base
 lsinitrd kdump-no.img > kdump-no.list
