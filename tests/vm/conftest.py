@@ -13,7 +13,9 @@ guest with the default image, agent ready).
 
 Real Debian roots (lab/roots.py): :func:`debian_roots` (session: build or
 reuse a cached root) and :func:`debian_root` (per test: boot one on a fresh
-overlay, optionally with a package or an install tree and first-boot commands).
+overlay, optionally with a package or an install tree and first-boot commands),
+:func:`installed_root` (per test: the same, with the install done once per
+set of inputs and cached, lab.roots.install).
 """
 
 import os
@@ -123,6 +125,27 @@ def initrd(kernel, make_initrd):
     return make_initrd(kernel)
 
 
+def _started(make):
+    """The factory pattern of the VM fixtures: MAKE(number, *args, **kwargs)
+    builds a VM, start(...) starts it (with WAIT: until its agent is ready)
+    and every VM started is killed when the test ends."""
+    started = []
+
+    def start(*args, wait=True, **kwargs):
+        machine = make(len(started), *args, **kwargs)
+        started.append(machine)
+        machine.start()
+        if wait:
+            machine.boot_seconds = machine.wait_ready()
+        return machine
+
+    try:
+        yield start
+    finally:
+        for machine in started:
+            machine.kill()
+
+
 @pytest.fixture
 def boot(kernel, initrd, tmp_path):
     """Factory: boot(initrd=None, append="", wait=True, **VM kwargs) -> started VM.
@@ -130,20 +153,11 @@ def boot(kernel, initrd, tmp_path):
     Each VM gets its own work directory under tmp_path (serial.log, share/);
     every VM started here is killed when the test ends.
     """
-    started = []
+    def make(number, image=None, append="", **kwargs):
+        return VM(kernel, image or initrd, workdir=tmp_path / f"vm{number}", append=append,
+                  **kwargs)
 
-    def start(image=None, append="", wait=True, **kwargs):
-        workdir = tmp_path / f"vm{len(started)}"
-        machine = VM(kernel, image or initrd, workdir=workdir, append=append, **kwargs)
-        started.append(machine)
-        machine.start()
-        if wait:
-            machine.boot_seconds = machine.wait_ready()
-        return machine
-
-    yield start
-    for machine in started:
-        machine.kill()
+    yield from _started(make)
 
 
 @pytest.fixture
@@ -199,23 +213,48 @@ def debian_root(debian_roots, tmp_path):
     powers off, ``vm.read_out("/var/crash", dest)`` copies files off its disk.
     Every VM started here is killed when the test ends.
     """
-    started = []
-
-    def start(flavour, install=None, files=None, firstboot=(), append="", wait=True,
-              **kwargs):
+    def make(number, flavour, install=None, files=None, firstboot=(), append="", **kwargs):
         root = debian_roots(flavour)
         inst_files, inst_cmds = roots.install_plan(install)
         inst_files.update(files or {})
-        workdir = tmp_path / f"{flavour}{len(started)}"
-        machine = roots.RootVM(root, roots.overlay(root, workdir), workdir=workdir,
-                               files=inst_files, firstboot=inst_cmds + list(firstboot),
-                               append=append, **kwargs)
-        started.append(machine)
-        machine.start()
-        if wait:
-            machine.boot_seconds = machine.wait_ready()
+        workdir = tmp_path / f"{flavour}{number}"
+        return roots.RootVM(root, roots.overlay(root, workdir), workdir=workdir,
+                            files=inst_files, firstboot=inst_cmds + list(firstboot),
+                            append=append, **kwargs)
+
+    yield from _started(make)
+
+
+@pytest.fixture
+def installed_root(debian_roots, tmp_path):
+    """Factory: installed_root(flavour, install=None, files=None, prepare=(),
+    firstboot=(), wait=True, **RootVM kwargs) -> a started lab.roots.RootVM.
+
+    As :func:`debian_root` (PREPARE: commands run before the install's own),
+    but the install (FILES, PREPARE, the packages, FIRSTBOOT)
+    happens in a boot of its own that is cached by its inputs
+    (lab.roots.install): the VM boots a fresh overlay of the installed,
+    powered-off root, as the admin's server boots after the install.
+    ``vm.installed`` is the lab.roots.Installed (``.info``: the first-boot
+    commands' status and output, the install boot's timings); ``vm.fresh`` says
+    whether this run did the install boot.
+    """
+    def make(number, flavour, install=None, files=None, prepare=(), firstboot=(),
+             install_timeout=1500, **kwargs):
+        root = debian_roots(flavour)
+        inst_files, inst_cmds = roots.install_plan(install)
+        inst_files.update(files or {})
+        commands = list(prepare) + inst_cmds + list(firstboot)
+        before = (roots.cached_install(root, inst_files, commands).dir
+                  / "installed.json").exists()
+        try:
+            done = roots.install(root, files=inst_files, firstboot=commands,
+                                 boot_timeout=install_timeout)
+        except LabError as exc:
+            pytest.fail(f"install into {flavour}: {exc}", pytrace=False)
+        workdir = tmp_path / f"{flavour}{number}"
+        machine = roots.RootVM(done, roots.overlay(done, workdir), workdir=workdir, **kwargs)
+        machine.installed, machine.fresh = done, not before
         return machine
 
-    yield start
-    for machine in started:
-        machine.kill()
+    yield from _started(make)

@@ -8,7 +8,10 @@ boot apt installs nmimgr and nmimgr-dkms (DKMS builds nmimgr.ko for the
 root's kernel, the postinst wires the shield into kdump-tools), the admin's
 edit of /etc/nmimgr.conf is applied with ``nmimgr-load --apply``, and only
 then does kdump-tools.service start, rebuild its initrd (the stamp in
-/etc/kdump/sysctl.conf changed) and load the capture kernel.
+/etc/kdump/sysctl.conf changed) and load the capture kernel.  That install
+boot is cached by its inputs (the .debs' bytes, the files, the commands:
+conftest's installed_root); each test then boots the installed server, as
+it boots after the install, and crashes it.
 
 The scenario turns the shield's apic_extnmi and sysctl layers off
 (capture_extnmi = no, capture_nmi_sysctls = no) and keeps
@@ -21,17 +24,18 @@ cases show each layer alone.)  makedumpfile is made to compress with zlib
 (-c) so that it runs for seconds, not one, and the NMI can land inside it.
 """
 
+import hashlib
 import json
 import os
 import re
+import shlex
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from lab import roots
-from lab.paths import REPO_DIR, cache_dir, run
+from lab import debs, roots
 from test_vmcore_check import tool
 
 pytestmark = [pytest.mark.k61, pytest.mark.slow]
@@ -50,65 +54,58 @@ PANIC_LINE = re.compile(r"Kernel panic - not syncing: nmimgr: panic on NMI event
 
 @pytest.fixture(scope="module")
 def nmimgr_debs(tmp_path_factory):
-    """nmimgr_*.deb and nmimgr-dkms_*.deb from this tree."""
+    """nmimgr_*.deb and nmimgr-dkms_*.deb from this tree (NMIMGR_DEB_DIR, filled
+    by ctest's packaging_deb fixture; run by hand, built here), with their
+    dependencies from the archive."""
     where = os.environ.get("NMIMGR_DEB_DIR")
-    out = Path(where) if where else tmp_path_factory.mktemp("debs")
-    debs = sorted(p for p in out.glob("nmimgr*_*.deb") if "dbgsym" not in p.name)
-    if not debs:
-        run([str(REPO_DIR / "packaging" / "build-deb.sh"), str(out)], timeout=3600)
-        debs = sorted(p for p in out.glob("nmimgr*_*.deb") if "dbgsym" not in p.name)
-    names = sorted(p.name.split("_")[0] for p in debs)
-    assert names == ["nmimgr", "nmimgr-dkms"], names
-    return debs + archive_dependencies(debs)
+    return debs.with_dependencies(Path(where) if where else tmp_path_factory.mktemp("debs"))
 
 
-def real_package(name):
-    """NAME, or the package that provides it when it is virtual (libspdlog1.10
-    provides libspdlog1.10-fmt9)."""
-    out = subprocess.run(["apt-cache", "showpkg", name], capture_output=True, text=True,
-                         check=False).stdout
-    if re.search(r"^Versions: \n\S", out, re.M):
-        return name
-    provides = out.partition("Reverse Provides:")[2].split()
-    return provides[0] if provides else name
+def install_timings(vm):
+    """The install boot's timings, and whether this run did it."""
+    return {"install_fresh": vm.fresh,
+            **{f"install_{k}": v for k, v in vm.installed.info["timings"].items()}}
 
 
-def archive_dependencies(debs):
-    """The packages' dependencies, fetched from Debian's archive on the host.
+#: the state of the root before the install: /etc by name and content, the
+#: rest of what persists by name (logs, caches, apt's and dpkg's own state
+#: and systemd's runtime state left out; deb-systemd-helper's records kept)
+MANIFEST = (
+    "mkdir -p /var/lib/nmimgr-lab && manifest() { "
+    "find /etc -xdev -type f -exec sha256sum {} + | sed 's/^/F /'; "
+    "find /etc -xdev -type l -printf 'L %p -> %l\\n'; "
+    "find / -xdev \\( -path /proc -o -path /sys -o -path /dev -o -path /run -o -path /tmp "
+    "-o -path /var/tmp -o -path /var/log -o -path /var/cache -o -path /var/lib/dpkg "
+    "-o -path /var/lib/apt -o -path /var/lib/systemd -o -path /var/lib/nmimgr-lab "
+    "-o -path /var/crash -o -path /out \\) -prune -o -printf 'N %p\\n'; "
+    "find /var/lib/systemd/deb-systemd-helper-enabled /var/lib/systemd/deb-systemd-helper-masked "
+    "-printf 'N %p\\n' 2>/dev/null || true; }; "
+    "manifest | LC_ALL=C sort > /var/lib/nmimgr-lab/$1.manifest && "
+    "dpkg-query -W -f '${Package}\\n' | LC_ALL=C sort > /var/lib/nmimgr-lab/$1.packages")
 
-    The root boots without a network; an admin's apt would fetch these.  They
-    are downloaded once (``apt-get download``, the host's own sources, nothing
-    changed) into the lab cache and handed to the same apt-get install, which
-    resolves against them and the root; those the root already has are left
-    as they are."""
-    names = set()
-    for deb in debs:
-        depends = subprocess.run(["dpkg-deb", "-f", str(deb), "Depends"], capture_output=True,
-                                 text=True, check=True).stdout
-        for alternative in depends.split(","):
-            names.add(alternative.split("|")[0].split("(")[0].strip())
-    names.discard("")
-    names = {real_package(n) for n in names}
-    cache = cache_dir() / "debs"
-    cache.mkdir(parents=True, exist_ok=True)
-    missing = [n for n in sorted(names) if not list(cache.glob(f"{n}_*.deb"))]
-    if missing:
-        run(["apt-get", "download", *missing], cwd=cache, timeout=600)
-    return sorted(p for n in sorted(names) for p in cache.glob(f"{n}_*.deb"))
+
+def manifest(name):
+    """The shell command that records the root's state as NAME."""
+    return f"sh -c {shlex.quote(MANIFEST)} manifest {name}"
+
+
+def kdump_tools_server(installed_root, nmimgr_debs):
+    """The kdump-tools root with nmimgr installed from its .debs, booted
+    (the same install for every test here, done once)."""
+    return installed_root(
+        # apt, DKMS building nmimgr.ko and update-initramfs under TCG: minutes
+        "kdump-tools", install=nmimgr_debs,
+        files={"/etc/sysctl.d/90-lab-nmi.conf": b"kernel.unknown_nmi_panic = 1\n"},
+        # the admin's own edit of kdump-tools, before nmimgr came
+        prepare=["sed -i 's/^MAKEDUMP_ARGS=.*/MAKEDUMP_ARGS=\"-c -d 31\"/' /etc/default/kdump-tools",
+                 manifest("before")],
+        firstboot=[f"printf '%s' '{CONF}' >> /etc/nmimgr.conf", "nmimgr-load --apply"])
 
 
 def test_bmc_nmi_on_a_kdump_tools_root_with_nmimgr_installed(
-        debian_root, nmimgr_debs, tmp_path, record_property):
-    timings = {}
-    vm = debian_root(
-        # apt, DKMS building nmimgr.ko and update-initramfs under TCG: minutes
-        "kdump-tools", install=nmimgr_debs, boot_timeout=1500,
-        files={"/etc/sysctl.d/90-lab-nmi.conf": b"kernel.unknown_nmi_panic = 1\n"},
-        firstboot=[
-            "sed -i 's/^MAKEDUMP_ARGS=.*/MAKEDUMP_ARGS=\"-c -d 31\"/' /etc/default/kdump-tools",
-            f"printf '%s' '{CONF}' >> /etc/nmimgr.conf",
-            "nmimgr-load --apply",
-        ])
+        installed_root, nmimgr_debs, tmp_path, record_property):
+    vm = kdump_tools_server(installed_root, nmimgr_debs)
+    timings = install_timings(vm)
     timings["agent_ready_s"] = round(vm.boot_seconds, 1)
     # DKMS built the module for the root's kernel, the boot loaded it with the file
     _, out = vm.run("dkms status nmimgr", check=True)
@@ -169,6 +166,46 @@ def test_bmc_nmi_on_a_kdump_tools_root_with_nmimgr_installed(
     print(f"kdump-tools with nmimgr: {json.dumps(timings)}")
 
 
+def test_purge_leaves_the_kdump_tools_root_as_it_was(installed_root, nmimgr_debs):
+    """`apt purge --autoremove nmimgr nmimgr-dkms` and the `kdump-config
+    reload` it asks for: every file nmimgr added is gone, every file it
+    changed (/etc/default/kdump-tools with the admin's own edit in it, the
+    kdump-tools sysctl file) is byte for byte what it was, and the kdump
+    initrd and the loaded capture kernel are nmimgr's no more."""
+    vm = kdump_tools_server(installed_root, nmimgr_debs)
+    # offline, the archive's packages came in on apt's command line and are
+    # marked manual; an admin's apt would have pulled them in as automatic
+    _, added = vm.run("dpkg-query -W -f '${Package}\\n' | LC_ALL=C sort | "
+                      "comm -13 /var/lib/nmimgr-lab/before.packages -", check=True)
+    added = set(added.split())
+    assert {"nmimgr", "nmimgr-dkms"} <= added, added
+    deps = sorted(added - {"nmimgr", "nmimgr-dkms"})
+    if deps:
+        vm.run(f"apt-mark auto {' '.join(deps)}", check=True)
+    rc, out = vm.run("DEBIAN_FRONTEND=noninteractive apt-get purge -y --autoremove "
+                     "nmimgr nmimgr-dkms 2>&1", timeout=1200)
+    assert rc == 0, out
+    assert "nmimgr-kdump: kdump-tools: run 'kdump-config reload'" in out, out
+    assert "still carries nmimgr's block" not in out, out
+    rc, out = vm.run("kdump-config reload 2>&1", timeout=900)
+    assert rc == 0, out
+
+    vm.run(manifest("after"), check=True)
+    _, diff = vm.run("cd /var/lib/nmimgr-lab && diff before.manifest after.manifest")
+    assert diff.strip() == "", f"the purge left the root changed:\n{diff}"
+    _, diff = vm.run("cd /var/lib/nmimgr-lab && diff before.packages after.packages")
+    assert diff.strip() == "", f"packages left or removed:\n{diff}"
+    _, status = vm.run("dpkg-query -W -f '${db:Status-Abbrev}' nmimgr nmimgr-dkms 2>&1")
+    assert "rc" not in status and "ii" not in status, status
+    # the capture side: the rebuilt kdump initrd and the loaded command line
+    _, listing = vm.run("lsinitramfs \"$(readlink -f /var/lib/kdump/initrd.img)\"",
+                        timeout=300, check=True)
+    assert "nmimgr" not in listing, [line for line in listing.splitlines() if "nmimgr" in line]
+    _, cmd = vm.run("cat /var/crash/kexec_cmd /sys/kernel/kexec_crash_loaded", check=True)
+    assert "systemd.unit=kdump-tools-dump.service" in cmd and "nmimgr" not in cmd, cmd
+    assert cmd.split()[-1] == "1", cmd
+
+
 #: the admin's edit on the kdumpctl root: the default shield (every layer on)
 CONF_KDUMPCTL = """
 # test_root_nmimgr.py: panic on code 0 (the BMC button) at the first press
@@ -184,18 +221,17 @@ def initrd_mtime(vm):
     return out.strip()
 
 
-@pytest.mark.skip(reason="in progress (issue 8): written, not yet run to the end on the kdumpctl root")
 def test_bmc_nmi_on_a_kdumpctl_root_with_nmimgr_installed(
-        debian_root, nmimgr_debs, tmp_path, record_property):
+        installed_root, nmimgr_debs, tmp_path, record_property):
     """The real kdumpctl: no kdump.conf edit, the initramfs rebuilt by
     `kdumpctl restart` exactly when nmimgr's policy changed, the default
     shield on the capture command line, and the dump annotated on the next
     boot in kdumpctl's layout."""
-    timings = {}
-    vm = debian_root(
-        "kdumpctl", install=nmimgr_debs, boot_timeout=1500,
+    vm = installed_root(
+        "kdumpctl", install=nmimgr_debs,
         firstboot=[f"printf '%s' '{CONF_KDUMPCTL}' >> /etc/nmimgr.conf",
                    "nmimgr-load --apply"])
+    timings = install_timings(vm)
     timings["agent_ready_s"] = round(vm.boot_seconds, 1)
     _, out = vm.run("dkms status nmimgr", check=True)
     assert re.search(rf"nmimgr/[^,]+, {re.escape(vm.root.kernel.kver)}, x86_64: installed", out), out
@@ -204,14 +240,22 @@ def test_bmc_nmi_on_a_kdumpctl_root_with_nmimgr_installed(
     assert rc == 0 and "Kdump is operational" in status, status
 
     # kdump.conf untouched: the dracut drop-in brings nmimgr into mkdumprd's build
-    _, conf = vm.run("grep -c nmimgr /etc/kdump.conf || true")
-    assert conf.strip() == "0", conf
+    _, conf = vm.run("sha256sum /etc/kdump.conf", check=True)
+    pristine = subprocess.run(["debugfs", "-R", "cat /etc/kdump.conf", str(vm.root.root.image)],
+                              capture_output=True, check=True).stdout
+    assert conf.split()[0] == hashlib.sha256(pristine).hexdigest(), "kdump.conf was changed"
     _, listing = vm.run(f"lsinitrd {KDUMPCTL_INITRD}", timeout=300, check=True)
     for path in ("nmimgr.ko", "etc/nmimgr.conf", "usr/sbin/nmimgr-load", "50-nmimgr"):
         assert path in listing, f"{path} is not in kdumpctl's initramfs"
     _, shipped = vm.run(f"lsinitrd -f etc/nmimgr.conf {KDUMPCTL_INITRD}", check=True)
     assert "panic = 0" in shipped
 
+    # an admin runs kdumpctl from a login shell, whose session keyring has
+    # root's user keyring in it (pam_keyinit); the lab's agent is a system
+    # service (KeyringMode=private), where kdumpctl falls back to `sudo -i
+    # kexec` (prepare_luks) and Debian has no sudo.  kdump.service itself
+    # says KeyringMode=shared.
+    vm.run("keyctl link @u @s", check=True)
     # nothing changed: `kdumpctl restart` keeps the image
     before = initrd_mtime(vm)
     _, out = vm.run("kdumpctl restart 2>&1", timeout=900, check=True)
@@ -224,7 +268,8 @@ def test_bmc_nmi_on_a_kdumpctl_root_with_nmimgr_installed(
     start = time.monotonic()
     _, out = vm.run("kdumpctl restart 2>&1", timeout=900, check=True)
     timings["kdumpctl_rebuild_s"] = round(time.monotonic() - start, 1)
-    assert "Detected change(s) in the following file(s): /etc/kdump/pre.d/50-nmimgr" in out, out
+    assert re.search(r"Detected change\(s\) in the following file\(s\):\s+"
+                     r"/etc/kdump/pre\.d/50-nmimgr\s*$", out, re.M), out
     assert "Rebuilding" in out, out
     rebuilt = initrd_mtime(vm)
     assert rebuilt != before
@@ -273,20 +318,10 @@ def annotated_on_next_boot(vm, dump_name, tmp_path, timings):
     try:
         again.start()
         timings["next_boot_s"] = round(again.wait_ready(), 1)
-        deadline = time.monotonic() + 600
-        while True:
-            _, state = again.run("systemctl show -p ActiveState -p Result "
-                                 "-p ExecMainStatus nmimgr-annotate.service")
-            # KEY=VALUE lines, in systemd's order, not the order asked for
-            props = dict(line.partition("=")[::2] for line in state.splitlines() if "=" in line)
-            active, result, status = (props.get(k, "") for k in
-                                      ("ActiveState", "Result", "ExecMainStatus"))
-            if active in ("inactive", "failed") and again._service_done("nmimgr-annotate.service"):
-                break
-            assert time.monotonic() < deadline, f"nmimgr-annotate.service still {active}"
-            time.sleep(2)
+        props = again.wait_unit_done("nmimgr-annotate.service", 600)
         timings["annotated_s"] = round(time.monotonic() - again.started, 1)
-        assert (active, result, status) == ("inactive", "success", "0"), state
+        assert (props["ActiveState"], props["Result"], props["ExecMainStatus"]) == \
+            ("inactive", "success", "0"), props
         _, journal = again.run("journalctl -b -u nmimgr-annotate.service -o json --no-pager")
         lines = [json.loads(line) for line in journal.splitlines() if line.startswith("{")]
         dump_lines = [e for e in lines if f"/var/crash/{dump_name}/" in e.get("MESSAGE", "")]

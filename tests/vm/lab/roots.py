@@ -136,6 +136,8 @@ class Root:
         """The raw ext4 image (never written after the build)."""
         return self.dir / "image.raw"
 
+    image_format = "raw"
+
     @property
     def vmlinuz(self) -> Path:
         """The root's kernel image."""
@@ -359,6 +361,21 @@ class RootVM(VM):
                 raise self.error(f"{service} not loaded after {timeout}s (state {state})")
             time.sleep(2)
 
+    def wait_unit_done(self, unit, timeout=600) -> dict:
+        """Wait until UNIT has run and stopped (it may be a Type=exec unit
+        that the boot does not wait for); return its ActiveState, Result
+        and ExecMainStatus."""
+        deadline = time.monotonic() + timeout
+        while True:
+            _, out = self.run(f"systemctl show -p ActiveState -p Result -p ExecMainStatus {unit}")
+            # KEY=VALUE lines, in systemd's order, not the order asked for
+            props = dict(line.partition("=")[::2] for line in out.splitlines() if "=" in line)
+            if props.get("ActiveState") in ("inactive", "failed") and self._service_done(unit):
+                return props
+            if time.monotonic() > deadline:
+                raise self.error(f"{unit} still {props.get('ActiveState')} after {timeout}s")
+            time.sleep(2)
+
     def _service_done(self, service) -> bool:
         _, out = self.run(f"systemctl show -p ExecMainExitTimestampMonotonic --value {service}")
         return out.strip() not in ("", "0")
@@ -419,16 +436,156 @@ def install_plan(install):
     return files, firstboot
 
 
-def overlay(root: Root, workdir) -> Path:
-    """A fresh qcow2 overlay on ROOT's image in WORKDIR (the image stays pristine)."""
+def overlay(root, workdir) -> Path:
+    """A fresh qcow2 overlay on ROOT's image (a :class:`Root` or an
+    :class:`Installed`) in WORKDIR; the image under it stays pristine."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     disk = workdir / "disk.qcow2"
     if disk.exists():
         disk.unlink()
-    run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(root.image),
-         str(disk)])
+    run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", root.image_format,
+         "-b", str(root.image), str(disk)])
     return disk
+
+
+INSTALLED_VERSION = "1"
+#: installed images kept per flavour (each is a qcow2 of a few hundred MB)
+INSTALLED_KEEP = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class Installed:
+    """A root with something installed at its first boot, powered off and
+    cached, so later VMs boot it as the admin's server boots after the
+    install: a qcow2 over the root's image, with the first-kernel initrd the
+    install left in /boot.
+
+    Cache layout under ``cache/installed/<flavour>-<key>/`` (KEY hashes the
+    root's key, every file's path and bytes and the first-boot commands)::
+
+        disk.qcow2      the root after the install (backing file: the root's image.raw)
+        initrd.img      the root's /boot/initrd.img-KVER after the install
+        installed.json  first-boot commands with their exit status and output, timings
+        serial.log      the install boot's console
+    """
+
+    root: Root
+    key: str
+    dir: Path
+
+    image_format = "qcow2"
+
+    @property
+    def image(self) -> Path:
+        return self.dir / "disk.qcow2"
+
+    @property
+    def initrd(self) -> Path:
+        return self.dir / "initrd.img"
+
+    @property
+    def flavour(self) -> str:
+        return self.root.flavour
+
+    @property
+    def kernel(self) -> Kernel:
+        return self.root.kernel
+
+    @property
+    def vmlinuz(self) -> Path:
+        return self.root.vmlinuz
+
+    @property
+    def service(self) -> str:
+        return self.root.service
+
+    @property
+    def info(self) -> dict:
+        """installed.json."""
+        return json.loads((self.dir / "installed.json").read_text())
+
+
+def _file_digest(src, digest):
+    if isinstance(src, (bytes, str)) and not (isinstance(src, str) and os.path.exists(src)):
+        digest.update(src if isinstance(src, bytes) else src.encode())
+    elif Path(src).is_dir():
+        _tree_digest(Path(src), digest)
+    else:
+        digest.update(Path(src).read_bytes())
+
+
+def installed_key(root: Root, files: dict, firstboot) -> str:
+    """The cache key of an installed image: root, files (path and bytes), commands."""
+    digest = hashlib.sha256(f"{INSTALLED_VERSION}\0{root.key}\0".encode())
+    for dest in sorted(files):
+        digest.update(dest.encode() + b"\0")
+        _file_digest(files[dest], digest)
+        digest.update(b"\0")
+    digest.update(json.dumps(list(firstboot)).encode())
+    return digest.hexdigest()[:16]
+
+
+def cached_install(root: Root, files: dict, firstboot) -> Installed:
+    """The Installed these inputs give (``.info`` exists once it is built)."""
+    key = installed_key(root, files, firstboot)
+    return Installed(root, key, cache_dir() / "installed" / f"{root.flavour}-{key}")
+
+
+def install(root: Root, *, files=None, firstboot=(), boot_timeout=1500,
+            settle_timeout=900) -> Installed:
+    """Return ROOT with FILES and FIRSTBOOT applied at a first boot (see
+    :class:`RootVM`), building and caching it when needed.
+
+    The build boots an overlay, waits for the first-boot commands (a failure
+    raises VMError with the command's output) and for the kdump service to
+    load the capture kernel, powers off cleanly and keeps the disk.  Same
+    inputs, same image: a changed package, file or command is a new key and
+    a new install boot.
+    """
+    files = dict(files or {})
+    result = cached_install(root, files, firstboot)
+    final = result.dir
+    with locked(f"installed-{root.flavour}"):
+        if (final / "installed.json").exists():
+            return result
+        work = final.with_name(final.name + ".build")
+        shutil.rmtree(work, ignore_errors=True)
+        vm = RootVM(root, overlay(root, work), files=files, firstboot=firstboot,
+                    workdir=work / "boot", boot_timeout=boot_timeout)
+        _log(f"installed {final.name}: install boot ({len(firstboot)} first-boot commands)")
+        start = time.monotonic()
+        with locked("root-boot"):
+            try:
+                vm.start()
+                ready = vm.wait_ready()
+                loaded = vm.wait_capture_loaded(settle_timeout)
+                vm.submit("systemctl poweroff")
+                vm.wait_exit(300)
+            finally:
+                vm.kill()
+        took = round(time.monotonic() - start, 1)
+        initrd = vm.read_out(f"/boot/initrd.img-{root.kernel.kver}", work)
+        initrd.rename(work / "initrd.img")
+        (work / "boot" / "disk.raw").unlink(missing_ok=True)
+        shutil.copy(vm.log_path, work / "serial.log")
+        info = {"key": result.key, "root": root.key, "flavour": root.flavour,
+                "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "files": sorted(files),
+                "firstboot": [{"command": c, "rc": rc, "output": out}
+                              for c, rc, out in vm.firstboot_results()],
+                "timings": {"agent_ready_s": round(ready, 1),
+                            "capture_loaded_s": round(loaded, 1), "total_s": took}}
+        (work / "installed.json").write_text(json.dumps(info, indent=1) + "\n")
+        shutil.rmtree(work / "boot")
+        os.replace(work, final)
+        _log(f"installed {final.name}: built in {took}s")
+        stale = sorted((d for d in final.parent.glob(f"{root.flavour}-*")
+                        if d.is_dir() and not d.name.endswith(".build")),
+                       key=lambda d: d.stat().st_mtime, reverse=True)[INSTALLED_KEEP:]
+        for old in stale:
+            shutil.rmtree(old, ignore_errors=True)
+        return result
 
 
 def boot(root: Root, workdir=None, **kwargs) -> RootVM:
