@@ -135,7 +135,7 @@ has "$NMIMGR_TEST_WORK/nmimgr.list" ./usr/sbin/nmimgr-load ./usr/sbin/nmimgr-kdu
 	./usr/share/man/man1/nmimgr-vmcore-check.1.gz \
 	./usr/share/man/man5/nmimgr.conf.5.gz \
 	./usr/share/man/man8/nmimgr-load.8.gz ./usr/share/man/man8/nmimgr-kdump.8.gz \
-	./usr/share/doc/nmimgr/copyright
+	./usr/share/nmimgr/platforms.json ./usr/share/doc/nmimgr/copyright
 # every unit cmake --install puts under /lib/systemd/system is packaged
 # (dh_missing fails the build otherwise; this names them)
 awk '$6 ~ /^\.\/lib\/systemd\/system\/.*\.service$/ {print "  unit: " $6}' \

@@ -20,7 +20,8 @@ usr/share/initramfs-tools/hooks/nmimgr
 usr/share/initramfs-tools/scripts/init-top/nmimgr
 usr/share/man/man5/nmimgr.conf.5
 usr/share/man/man8/nmimgr-kdump.8
-usr/share/man/man8/nmimgr-load.8"
+usr/share/man/man8/nmimgr-load.8
+usr/share/nmimgr/platforms.json"
 expect_eq "every pipeline file, under DESTDIR" "$(cd stage && find . -type f | sed 's|^\./||' | sort)" "$want"
 for x in etc/kdump/pre.d/50-nmimgr usr/sbin/nmimgr-kdump usr/sbin/nmimgr-load \
 	usr/share/initramfs-tools/hooks/nmimgr usr/share/initramfs-tools/scripts/init-top/nmimgr \
