@@ -15,10 +15,12 @@
 for t in dracut lsinitrd depmod cpio; do
 	command -v "$t" > /dev/null || skip "$t is missing (apt-get install dracut-core kmod cpio)"
 done
+# lab_kernel sets kver, private_modroot kmoddir (lib.sh)
+kver='' kmoddir=''
 lab_kernel
 module_ko
 fresh_work
-cd "$NMIMGR_TEST_WORK"
+cd "$NMIMGR_TEST_WORK" || exit 1
 stage_install "$PWD/stage"
 private_modroot "$PWD/modroot"
 

@@ -6,7 +6,7 @@
 # shellcheck source=tests/pipeline/lib.sh
 . "$(dirname "$0")/lib.sh"
 fresh_work
-cd "$NMIMGR_TEST_WORK"
+cd "$NMIMGR_TEST_WORK" || exit 1
 stage_install "$PWD/stage"
 want="etc/kdump/pre.d/50-nmimgr
 etc/nmimgr.conf

@@ -12,7 +12,7 @@ data=$NMIMGR_SOURCE_DIR/data/platforms.json
 doc=$NMIMGR_SOURCE_DIR/docs/platforms.md
 command -v python3 > /dev/null || skip "python3 is missing"
 fresh_work
-cd "$NMIMGR_TEST_WORK"
+cd "$NMIMGR_TEST_WORK" || exit 1
 
 # one line per problem, then "codes:" and "ids:" lines for the checks below
 if ! python3 - "$data" "$doc" > check.out 2>&1 << 'PY'; then

@@ -151,11 +151,7 @@ def test_bmc_nmi_on_a_kdump_tools_root_with_nmimgr_installed(
     (dump_dir,) = [d for d in crash_dir.iterdir() if re.fullmatch(r"\d{12}", d.name)]
     dmesg = next(dump_dir.glob("dmesg.*")).read_text(errors="replace")
     assert PANIC_LINE.search(dmesg), dmesg[-2000:]
-    proc = subprocess.run([str(tool("nmimgr-vmcore-check", "NMIMGR_VMCORE_CHECK")), "--json",
-                           str(dump_dir)], capture_output=True, text=True, timeout=600,
-                          check=False)
-    (report,) = json.loads(proc.stdout)["dumps"]
-    assert proc.returncode == 0 and report["verdict"] == "complete", report["reasons"]
+    report = host_check(dump_dir)
     assert (report["layout"], report["container"], report["compression"]) == \
         ("kdump-tools", "flattened", "zlib")
     trigger = report["trigger"]
@@ -302,16 +298,23 @@ def test_bmc_nmi_on_a_kdumpctl_root_with_nmimgr_installed(
                    if re.fullmatch(r"127\.0\.0\.1-\d{4}-\d\d-\d\d-\d\d:\d\d:\d\d", d.name)]
     dmesg = (dump_dir / "vmcore-dmesg.txt").read_text(errors="replace")
     assert PANIC_LINE.search(dmesg), dmesg[-2000:]
-    proc = subprocess.run([str(tool("nmimgr-vmcore-check", "NMIMGR_VMCORE_CHECK")), "--json",
-                           str(dump_dir)], capture_output=True, text=True, timeout=600,
-                          check=False)
-    (report,) = json.loads(proc.stdout)["dumps"]
-    assert proc.returncode == 0 and report["verdict"] == "complete", report["reasons"]
+    report = host_check(dump_dir)
     assert report["layout"] == "kdumpctl" and report["trigger"]["nmimgr"], report
 
     annotated_on_next_boot(vm, dump_dir.name, tmp_path, timings)
     record_property("timings", json.dumps(timings))
     print(f"kdumpctl with nmimgr: {json.dumps(timings)}")
+
+
+def host_check(dump_dir):
+    """nmimgr-vmcore-check --json on the host, on the dump read off the disk:
+    its report, which must say complete."""
+    proc = subprocess.run([str(tool("nmimgr-vmcore-check", "NMIMGR_VMCORE_CHECK")), "--json",
+                           str(dump_dir)], capture_output=True, text=True, timeout=600,
+                          check=False)
+    (report,) = json.loads(proc.stdout)["dumps"]
+    assert proc.returncode == 0 and report["verdict"] == "complete", report["reasons"]
+    return report
 
 
 def annotated_on_next_boot(vm, dump_name, tmp_path, timings):
