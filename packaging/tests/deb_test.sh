@@ -158,4 +158,14 @@ if grep -q "deb-systemd-helper purge .*'nmimgr.service'" \
 else
 	fail "postrm does not purge nmimgr.service's state"
 fi
+# the boot initramfs is rebuilt only when nmimgr.conf puts nmimgr in it
+# (tests/vm/test_root_nmimgr.py proves both ways on a real root)
+script_has "$main" postinst "dpkg-trigger --no-await update-initramfs"
+script_has "$main" prerm "dpkg-trigger --no-await update-initramfs"
+if dpkg-deb --ctrl-tarfile "$main" | tar -xOf - ./triggers 2> /dev/null |
+	grep -q update-initramfs; then
+	fail "nmimgr activates update-initramfs on every install and removal (triggers file)"
+else
+	pass "nmimgr activates update-initramfs only from its scripts, when boot_initramfs = yes"
+fi
 finish

@@ -47,6 +47,7 @@ panic = 0
 confirm = 0
 capture_extnmi = no
 capture_nmi_sysctls = no
+boot_initramfs = yes
 """
 PANIC_LINE = re.compile(r"Kernel panic - not syncing: nmimgr: panic on NMI event "
                         r"0x([0-9a-f]{2}) .*code=0x00")
@@ -95,11 +96,23 @@ def kdump_tools_server(installed_root, nmimgr_debs):
     return installed_root(
         # apt, DKMS building nmimgr.ko and update-initramfs under TCG: minutes
         "kdump-tools", install=nmimgr_debs,
-        files={"/etc/sysctl.d/90-lab-nmi.conf": b"kernel.unknown_nmi_panic = 1\n"},
+        files={"/etc/sysctl.d/90-lab-nmi.conf": b"kernel.unknown_nmi_panic = 1\n",
+               # a host-only first-kernel initrd (an admin's choice, and
+               # kdump-tools' own for its initrd): update-initramfs takes about
+               # a minute under TCG instead of ten with Debian's MODULES=most
+               "/etc/initramfs-tools/conf.d/zz-lab-dep": b"MODULES=dep\n"},
         # the admin's own edit of kdump-tools, before nmimgr came
         prepare=["sed -i 's/^MAKEDUMP_ARGS=.*/MAKEDUMP_ARGS=\"-c -d 31\"/' /etc/default/kdump-tools",
                  manifest("before")],
-        firstboot=[f"printf '%s' '{CONF}' >> /etc/nmimgr.conf", "nmimgr-load --apply"])
+        # nmimgr in the first kernel's initramfs too (boot_initramfs = yes):
+        # --apply says to rebuild it, and the admin does
+        firstboot=[f"printf '%s' '{CONF}' >> /etc/nmimgr.conf", "nmimgr-load --apply",
+                   "update-initramfs -u"])
+
+
+def install_outputs(vm):
+    """{first-boot command: its output} of the install boot."""
+    return {c["command"]: c["output"] for c in vm.installed.info["firstboot"]}
 
 
 def test_bmc_nmi_on_a_kdump_tools_root_with_nmimgr_installed(
@@ -116,6 +129,16 @@ def test_bmc_nmi_on_a_kdump_tools_root_with_nmimgr_installed(
     assert re.search(r"\bpanic=0\b", policy) and "confirm=0" in policy, policy
     rc, _ = vm.run("systemctl is-active nmimgr.service")
     assert rc == 0
+    # apt did not rebuild the boot initramfs (boot_initramfs was still no,
+    # debian/rules), the admin's update-initramfs did, and this boot loaded
+    # nmimgr from it before the root was mounted
+    outputs = install_outputs(vm)
+    (apt,) = [out for cmd, out in outputs.items() if cmd.startswith("DEBIAN_FRONTEND")]
+    assert "update-initramfs" not in apt, apt
+    assert f"Generating /boot/initrd.img-{vm.root.kernel.kver}" in outputs["update-initramfs -u"]
+    serial = vm.serial_log
+    loaded = serial.find("nmimgr-load: nmimgr loaded")
+    assert 0 <= loaded < serial.index("Begin: Mounting root file system"), serial[:8000]
 
     timings["capture_loaded_s"] = round(vm.wait_capture_loaded(900), 1)
     # kdump-tools rebuilt its initrd with nmimgr in it (the packaged state changed)
@@ -162,13 +185,20 @@ def test_bmc_nmi_on_a_kdump_tools_root_with_nmimgr_installed(
     print(f"kdump-tools with nmimgr: {json.dumps(timings)}")
 
 
-def test_purge_leaves_the_kdump_tools_root_as_it_was(installed_root, nmimgr_debs):
+def test_purge_leaves_the_kdump_tools_root_as_it_was(installed_root, nmimgr_debs,
+                                                      record_property):
     """`apt purge --autoremove nmimgr nmimgr-dkms` and the `kdump-config
     reload` it asks for: every file nmimgr added is gone, every file it
     changed (/etc/default/kdump-tools with the admin's own edit in it, the
-    kdump-tools sysctl file) is byte for byte what it was, and the kdump
-    initrd and the loaded capture kernel are nmimgr's no more."""
+    kdump-tools sysctl file) is byte for byte what it was, the boot
+    initramfs nmimgr was in (boot_initramfs = yes) was rebuilt without it,
+    and the kdump initrd and the loaded capture kernel are nmimgr's no more."""
     vm = kdump_tools_server(installed_root, nmimgr_debs)
+    timings = install_timings(vm)
+    boot = f"/boot/initrd.img-{vm.root.kernel.kver}"
+    _, listing = vm.run(f"lsinitramfs {boot}", timeout=300, check=True)
+    assert re.search(r"/updates/dkms/nmimgr\.ko", listing) and "usr/sbin/nmimgr-load" in listing, \
+        "nmimgr is not in the boot initramfs"
     # offline, the archive's packages came in on apt's command line and are
     # marked manual; an admin's apt would have pulled them in as automatic
     _, added = vm.run("dpkg-query -W -f '${Package}\\n' | LC_ALL=C sort | "
@@ -178,18 +208,30 @@ def test_purge_leaves_the_kdump_tools_root_as_it_was(installed_root, nmimgr_debs
     deps = sorted(added - {"nmimgr", "nmimgr-dkms"})
     if deps:
         vm.run(f"apt-mark auto {' '.join(deps)}", check=True)
+    start = time.monotonic()
     rc, out = vm.run("DEBIAN_FRONTEND=noninteractive apt-get purge -y --autoremove "
-                     "nmimgr nmimgr-dkms 2>&1", timeout=1200)
+                     "nmimgr nmimgr-dkms 2>&1", timeout=1500)
+    timings["purge_s"] = round(time.monotonic() - start, 1)
     assert rc == 0, out
     assert "nmimgr-kdump: kdump-tools: run 'kdump-config reload'" in out, out
     assert "still carries nmimgr's block" not in out, out
+    # boot_initramfs = yes: the removal rebuilt the boot initramfs, without nmimgr
+    assert f"update-initramfs: Generating {boot}" in out, out
+    _, listing = vm.run(f"lsinitramfs {boot}", timeout=300, check=True)
+    assert "nmimgr" not in listing, [line for line in listing.splitlines() if "nmimgr" in line]
+    start = time.monotonic()
     rc, out = vm.run("kdump-config reload 2>&1", timeout=900)
+    timings["kdump_reload_s"] = round(time.monotonic() - start, 1)
     assert rc == 0, out
 
     vm.run(manifest("after"), check=True)
-    # the lab's policy-rc.d is there only while the first-boot commands run
-    _, diff = vm.run("cd /var/lib/nmimgr-lab && grep -v '^N /usr/sbin/policy-rc.d$' "
-                     "before.manifest | diff - after.manifest")
+    # the lab's policy-rc.d is there only while the first-boot commands run;
+    # /var/lib/kdump/initramfs-tools is kdump-tools' copy of
+    # /etc/initramfs-tools, made afresh for every kdump initrd build (the
+    # root's was made before the lab's conf.d file came)
+    _, diff = vm.run("cd /var/lib/nmimgr-lab && for m in before after; do "
+                     "grep -v -e '^N /usr/sbin/policy-rc.d$' -e '^N /var/lib/kdump/initramfs-tools/' "
+                     "$m.manifest > $m.compared; done; diff before.compared after.compared")
     assert diff.strip() == "", f"the purge left the root changed:\n{diff}"
     _, diff = vm.run("cd /var/lib/nmimgr-lab && diff before.packages after.packages")
     assert diff.strip() == "", f"packages left or removed:\n{diff}"
@@ -202,6 +244,8 @@ def test_purge_leaves_the_kdump_tools_root_as_it_was(installed_root, nmimgr_debs
     _, cmd = vm.run("cat /var/crash/kexec_cmd /sys/kernel/kexec_crash_loaded", check=True)
     assert "systemd.unit=kdump-tools-dump.service" in cmd and "nmimgr" not in cmd, cmd
     assert cmd.split()[-1] == "1", cmd
+    record_property("timings", json.dumps(timings))
+    print(f"purge: {json.dumps(timings)}")
 
 
 #: the admin's edit on the kdumpctl root: the default shield (every layer on)
@@ -233,6 +277,7 @@ def test_bmc_nmi_on_a_kdumpctl_root_with_nmimgr_installed(
     timings["agent_ready_s"] = round(vm.boot_seconds, 1)
     _, out = vm.run("dkms status nmimgr", check=True)
     assert re.search(rf"nmimgr/[^,]+, {re.escape(vm.root.kernel.kver)}, x86_64: installed", out), out
+    boot_initrd_untouched(vm)
     timings["capture_loaded_s"] = round(vm.wait_capture_loaded(900), 1)
     rc, status = vm.run("kdumpctl status")
     assert rc == 0 and "Kdump is operational" in status, status
@@ -304,6 +349,18 @@ def test_bmc_nmi_on_a_kdumpctl_root_with_nmimgr_installed(
     annotated_on_next_boot(vm, dump_dir.name, tmp_path, timings)
     record_property("timings", json.dumps(timings))
     print(f"kdumpctl with nmimgr: {json.dumps(timings)}")
+
+
+def boot_initrd_untouched(vm):
+    """The install left the first kernel's initramfs as the root had it:
+    with boot_initramfs = no (the default) nmimgr's hooks add nothing there,
+    so nothing may rebuild it (debian/rules)."""
+    boot = f"/boot/initrd.img-{vm.root.kernel.kver}"
+    _, now = vm.run(f"sha256sum {boot}", check=True)
+    pristine = subprocess.run(["debugfs", "-R", f"cat {boot}", str(vm.root.root.image)],
+                              capture_output=True, check=True).stdout
+    assert now.split()[0] == hashlib.sha256(pristine).hexdigest(), \
+        f"installing nmimgr rebuilt {boot}"
 
 
 def host_check(dump_dir):
