@@ -15,9 +15,9 @@ written, and on the next boot nmimgr-annotate.service finds it complete
 and names the NMI that caused it.
 
 First run: the root (mmdebstrap and a first boot, ~6 min under TCG), the
-packages (~1.5 min) and the install boot (apt, DKMS, the initrds: ~12.5 min)
+packages (~1.5 min) and the install boot (apt, DKMS, the kdump initrd: ~3.5 min)
 are built and cached; later runs boot the installed server straight away
-(about 3 min).
+(about 3.5 min).
 
 Usage: demo.py [--out DIR] [--debs DIR]
        demo.py --busybox [--kernel 6.1] [--out DIR]   (the 2-minute lab variant:
@@ -187,7 +187,7 @@ def root_demo(args):
 
     say("The admin installs nmimgr: apt-get install ./nmimgr_*.deb ./nmimgr-dkms_*.deb")
     if fresh:
-        print("    first run: booting the root once to install (apt, DKMS, initrds: ~12 min)")
+        print("    first run: booting the root once to install (apt, DKMS, the kdump initrd: ~3.5 min)")
     installed = roots.install(root, files=install_files, firstboot=firstboot)
     info = installed.info
     timings["install_s"] = info["timings"]["total_s"]
