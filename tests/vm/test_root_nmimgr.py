@@ -284,9 +284,7 @@ def test_bmc_nmi_on_a_kdumpctl_root_with_nmimgr_installed(
 
     # kdump.conf untouched: the dracut drop-in brings nmimgr into mkdumprd's build
     _, conf = vm.run("sha256sum /etc/kdump.conf", check=True)
-    pristine = subprocess.run(["debugfs", "-R", "cat /etc/kdump.conf", str(vm.root.root.image)],
-                              capture_output=True, check=True).stdout
-    assert conf.split()[0] == hashlib.sha256(pristine).hexdigest(), "kdump.conf was changed"
+    assert conf.split()[0] == pristine_sha256(vm, "/etc/kdump.conf"), "kdump.conf was changed"
     _, listing = vm.run(f"lsinitrd {KDUMPCTL_INITRD}", timeout=300, check=True)
     for path in ("nmimgr.ko", "etc/nmimgr.conf", "usr/sbin/nmimgr-load", "50-nmimgr"):
         assert path in listing, f"{path} is not in kdumpctl's initramfs"
@@ -357,10 +355,14 @@ def boot_initrd_untouched(vm):
     so nothing may rebuild it (debian/rules)."""
     boot = f"/boot/initrd.img-{vm.root.kernel.kver}"
     _, now = vm.run(f"sha256sum {boot}", check=True)
-    pristine = subprocess.run(["debugfs", "-R", f"cat {boot}", str(vm.root.root.image)],
-                              capture_output=True, check=True).stdout
-    assert now.split()[0] == hashlib.sha256(pristine).hexdigest(), \
-        f"installing nmimgr rebuilt {boot}"
+    assert now.split()[0] == pristine_sha256(vm, boot), f"installing nmimgr rebuilt {boot}"
+
+
+def pristine_sha256(vm, path):
+    """The sha256 of PATH in the root's own image, before any install (debugfs)."""
+    data = subprocess.run(["debugfs", "-R", f"cat {path}", str(vm.root.root.image)],
+                          capture_output=True, check=True).stdout
+    return hashlib.sha256(data).hexdigest()
 
 
 def host_check(dump_dir):
