@@ -1,0 +1,132 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+//
+// nmimgrctl: will this server produce a usable dump when the BMC's NMI
+// button is pressed?  A thin main: a command and its options in, one
+// library call, exit status out.
+#include <boost/program_options.hpp>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "doctor.h"
+#include "host.h"
+#include "prometheus.h"
+#include "status.h"
+
+namespace po = boost::program_options;
+namespace ctl = nmimgr::ctl;
+
+namespace {
+
+constexpr const char* kUsage =
+    "usage: nmimgrctl COMMAND [OPTIONS]\n"
+    "\n"
+    "commands:\n"
+    "  status   the policy in force, counters, last event, and\n"
+    "           /etc/nmimgr.conf against what is loaded\n"
+    "  doctor   every condition a BMC-triggered dump depends on, each with\n"
+    "           its verdict, the evidence read and the fix\n";
+
+constexpr const char* kExit =
+    "\nexit status:\n"
+    "  status: 0 nmimgr loaded and following nmimgr.conf; 1 not loaded,\n"
+    "          nmimgr.conf invalid, or drift; 2 could not check\n"
+    "  doctor: 0 ready; 1 not ready (a check failed); 2 could not check\n"
+    "          (no check failed, one could not be made)\n"
+    "  2 also for a usage error.\n";
+
+struct Options {
+  std::string command;
+  std::string root = "/";
+  std::string loader = ctl::DefaultLoader();
+  std::string prometheus;
+  bool json = false;
+  bool no_mem_usage = false;
+};
+
+int Fail(const std::string& msg) {
+  std::cerr << "nmimgrctl: " << msg << "\n";
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options opts;
+  po::options_description desc("options");
+  desc.add_options()("help,h", "show this help and exit")(
+      "json,j", po::bool_switch(&opts.json),
+      "print a JSON report (schemas nmimgrctl-status/1, nmimgrctl-doctor/1)")(
+      "prometheus", po::value<std::string>(&opts.prometheus),
+      "also write the metrics to FILE for node_exporter's textfile "
+      "collector (atomically: a temporary file, then a rename)")(
+      "root", po::value<std::string>(&opts.root),
+      "look at the tree under DIR (its /sys, /proc, /etc, /lib/modules) "
+      "instead of this machine; nothing is run against it but nmimgr-load "
+      "--sysroot")("loader", po::value<std::string>(&opts.loader),
+                   "nmimgr-load to read nmimgr.conf with (default: "
+                   "$NMIMGR_LOAD or the installed one)")(
+      "no-mem-usage", po::bool_switch(&opts.no_mem_usage),
+      "doctor: do not run makedumpfile --mem-usage for the dump size");
+  po::options_description hidden;
+  hidden.add_options()("command", po::value<std::string>(&opts.command));
+  po::options_description all;
+  all.add(desc).add(hidden);
+  po::positional_options_description pos;
+  pos.add("command", 1);
+  po::variables_map vm;
+  try {
+    po::store(
+        po::command_line_parser(argc, argv).options(all).positional(pos).run(),
+        vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    std::cerr << "nmimgrctl: " << e.what() << "\n" << kUsage;
+    return 2;
+  }
+  if (vm.count("help")) {
+    std::cout << kUsage << "\n" << desc << kExit;
+    return 0;
+  }
+  if (opts.command != "status" && opts.command != "doctor") {
+    std::cerr << "nmimgrctl: "
+              << (opts.command.empty()
+                      ? "no command given"
+                      : "unknown command '" + opts.command + "'")
+              << "\n"
+              << kUsage;
+    return 2;
+  }
+  try {
+    ctl::Host host(opts.root);
+    if (!host.Exists("/"))
+      return Fail("--root " + opts.root + ": no such directory");
+    ctl::Metrics metrics;
+    int status;
+    if (opts.command == "status") {
+      ctl::Status s = ctl::ReadStatus(host, opts.loader);
+      if (opts.json)
+        std::cout << ctl::StatusJson(s).dump(2) << "\n";
+      else
+        ctl::PrintStatus(s, std::cout);
+      ctl::AddStatusMetrics(s, metrics);
+      status = s.ExitStatus();
+    } else {
+      ctl::DoctorOptions d;
+      d.loader = opts.loader;
+      d.mem_usage = !opts.no_mem_usage;
+      ctl::DoctorReport r = ctl::RunDoctor(host, d);
+      if (opts.json)
+        std::cout << ctl::DoctorJson(r).dump(2) << "\n";
+      else
+        ctl::PrintDoctor(r, std::cout);
+      ctl::AddDoctorMetrics(r, metrics);
+      status = r.ExitStatus();
+    }
+    if (!opts.prometheus.empty())
+      ctl::WriteFileAtomically(opts.prometheus, metrics.Text());
+    return status;
+  } catch (const std::exception& e) {
+    return Fail(e.what());
+  }
+}

@@ -1,0 +1,637 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+//
+// nmimgrctl status and doctor against fake machines: a tree laid out like
+// /sys, /proc, /etc and /lib/modules (--root), with the real nmimgr-load
+// reading its nmimgr.conf.  The ready Debian kdump-tools server first, then
+// each way it can be broken, the states QEMU cannot give (hpwdt, Secure
+// Boot) and a Fedora kdumpctl layout.
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <sstream>
+
+#include "config.h"
+#include "doctor.h"
+#include "host.h"
+#include "kdump.h"
+#include "module_state.h"
+#include "prometheus.h"
+#include "status.h"
+
+namespace ctl = nmimgr::ctl;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kKver = "6.1.0-lab-amd64";
+constexpr const char* kPolicy =
+    "ignore= drop= panic=0 mask=0xc0 dry_run=0 confirm=0";
+
+constexpr const char* kStats =
+    "nmis 15\nunmanaged 3\nignored 0\ndropped 12\npanics 0\nwould_panic 0\n"
+    "latched_drops 0\npending 0\nlatched 0\ncapture_kernel 0\ndry_run 0\n"
+    "fired 0\nconfirm 0\nconfirm_pending_ms none\nlog_suppressed 0\nmask 0xc0\n"
+    "last_event raw=0x21 code=0x00 type=unknown cpu=0 action=drop "
+    "uptime_ms=83211\n"
+    "code 0x00 15\nraw 0x21 7\nraw 0x31 8\n";
+
+// A machine as a directory tree.
+class FakeMachine {
+ public:
+  FakeMachine() {
+    std::string tmpl =
+        (fs::temp_directory_path() / "nmimgrctl-test-XXXXXX").string();
+    std::vector<char> buf(tmpl.begin(), tmpl.end());
+    buf.push_back('\0');
+    if (!::mkdtemp(buf.data())) throw std::runtime_error("mkdtemp failed");
+    root_ = buf.data();
+  }
+  ~FakeMachine() {
+    std::error_code ec;
+    fs::remove_all(root_, ec);
+  }
+  FakeMachine(const FakeMachine&) = delete;
+  FakeMachine& operator=(const FakeMachine&) = delete;
+
+  const fs::path& root() const { return root_; }
+  fs::path Path(const std::string& abs) const { return root_ / abs.substr(1); }
+
+  void Write(const std::string& abs, const std::string& text) {
+    fs::create_directories(Path(abs).parent_path());
+    std::ofstream(Path(abs), std::ios::binary | std::ios::trunc) << text;
+  }
+  void Remove(const std::string& abs) { fs::remove_all(Path(abs)); }
+  void Link(const std::string& abs, const std::string& target) {
+    fs::create_directories(Path(abs).parent_path());
+    fs::remove(Path(abs));
+    fs::create_symlink(target, Path(abs));
+  }
+  // Sets ABS's modification time SECONDS after the epoch.
+  void Touch(const std::string& abs, long seconds) {
+    struct timespec ts[2] = {{seconds, 0}, {seconds, 0}};
+    REQUIRE(::utimensat(AT_FDCWD, Path(abs).c_str(), ts, 0) == 0);
+  }
+
+  // The module loaded with POLICY.
+  void LoadNmimgr(const std::string& policy = kPolicy,
+                  const std::string& types = "unknown") {
+    Write("/sys/module/nmimgr/initstate", "live\n");
+    Write("/sys/module/nmimgr/taint", "OE\n");
+    Write("/sys/module/nmimgr/parameters/policy", policy + "\n");
+    Write("/sys/module/nmimgr/parameters/types", types + "\n");
+    Write("/sys/module/nmimgr/parameters/capture_drop", "all\n");
+    Write("/sys/kernel/nmimgr/stats", kStats);
+  }
+
+  // A Debian 12 server with kdump-tools and nmimgr installed, loaded and
+  // applied: everything doctor checks holds.
+  void ReadyKdumpTools() {
+    Write("/proc/sys/kernel/osrelease", std::string(kKver) + "\n");
+    Write("/proc/cmdline",
+          "BOOT_IMAGE=/vmlinuz root=/dev/vda1 ro crashkernel=384M "
+          "console=ttyS0\n");
+    Write("/proc/iomem",
+          "00000000-00000fff : Reserved\n"
+          "00001000-0009fbff : System RAM\n"
+          "00100000-7ffdffff : System RAM\n"
+          "  01000000-01e00000 : Kernel code\n"
+          "  01e00001-02600000 : Kernel rodata\n"
+          "  02600001-02800000 : Kernel data\n"
+          "  02800001-02c00000 : Kernel bss\n"
+          "  5f000000-76ffffff : Crash kernel\n"
+          "100000000-27fffffff : System RAM\n");
+    Write("/proc/meminfo",
+          "MemTotal:        8000000 kB\nMemFree:         6000000 kB\n"
+          "Buffers:          100000 kB\nCached:           800000 kB\n"
+          "AnonPages:        600000 kB\n");
+    for (const char* s :
+         {"unknown_nmi_panic", "panic_on_io_nmi", "panic_on_unrecovered_nmi"})
+      Write(std::string("/proc/sys/kernel/") + s, "0\n");
+    Write("/sys/kernel/kexec_crash_size", std::to_string(384u << 20) + "\n");
+    Write("/sys/kernel/kexec_crash_loaded", "1\n");
+    Write("/etc/nmimgr.conf", "panic = 0\n");
+    Write(std::string("/lib/modules/") + kKver + "/updates/dkms/nmimgr.ko",
+          "\x7f"
+          "ELF module");
+    LoadNmimgr();
+    Write("/etc/default/kdump-tools",
+          "USE_KDUMP=1\nKDUMP_COREDIR=\"/var/crash\"\n");
+    Write(
+        "/var/crash/kexec_cmd",
+        std::string(
+            "/sbin/kexec -p --command-line=\"BOOT_IMAGE=/vmlinuz "
+            "root=/dev/vda1 ro "
+            "console=ttyS0 reset_devices systemd.unit=kdump-tools-dump.service "
+            "nr_cpus=1 irqpoll usbcore.nousb apic_extnmi=none "
+            "sysctl.kernel.unknown_nmi_panic=0 sysctl.kernel.panic_on_io_nmi=0 "
+            "sysctl.kernel.panic_on_unrecovered_nmi=0\" "
+            "--initrd=/var/lib/kdump/initrd.img /var/lib/kdump/vmlinuz\n"));
+    Write(std::string("/var/lib/kdump/initrd.img-") + kKver,
+          std::string(20 << 20, 'x'));
+    Link("/var/lib/kdump/initrd.img", std::string("initrd.img-") + kKver);
+    Write("/etc/kdump/sysctl.conf",
+          "vm.nr_hugepages=0\nkernel.unknown_nmi_panic=0\nkernel.panic_on_io_"
+          "nmi=0\n"
+          "kernel.panic_on_unrecovered_nmi=0\n");
+    Write("/lib/systemd/system/nmimgr-annotate.service", "[Unit]\n");
+    Link("/etc/systemd/system/multi-user.target.wants/nmimgr-annotate.service",
+         "/lib/systemd/system/nmimgr-annotate.service");
+    // the initrd was built after the policy and the module
+    Touch("/etc/nmimgr.conf", 1000);
+    Touch(std::string("/lib/modules/") + kKver + "/updates/dkms/nmimgr.ko",
+          1000);
+    Touch(std::string("/var/lib/kdump/initrd.img-") + kKver, 2000);
+  }
+
+ private:
+  fs::path root_;
+};
+
+std::string Loader() {
+  const char* env = std::getenv("NMIMGR_LOAD");
+  REQUIRE(env != nullptr);  // ctest sets it to the build's nmimgr-load
+  return env;
+}
+
+ctl::DoctorReport Doctor(const FakeMachine& m) {
+  ctl::Host host(m.root());
+  ctl::DoctorOptions o;
+  o.loader = Loader();
+  o.mem_usage = false;
+  return ctl::RunDoctor(host, o);
+}
+
+const ctl::Finding& Find(const ctl::DoctorReport& r, const std::string& id) {
+  for (const ctl::Finding& f : r.findings)
+    if (f.id == id) return f;
+  FAIL("no finding " << id);
+  throw std::logic_error("unreachable");
+}
+
+std::string Describe(const ctl::DoctorReport& r) {
+  std::ostringstream out;
+  ctl::PrintDoctor(r, out);
+  return out.str();
+}
+
+}  // namespace
+
+TEST_CASE(
+    "the stats file parses into counters, codes, raw bytes and the last event",
+    "[unit][ctl]") {
+  ctl::ModuleStats st = ctl::ParseStats(kStats);
+  CHECK(st.Counter("nmis") == 15);
+  CHECK(st.Counter("dropped") == 12);
+  CHECK(st.Get("confirm_pending_ms") == "none");
+  CHECK(st.codes == std::map<unsigned, uint64_t>{{0x00, 15}});
+  CHECK(st.raw == std::map<unsigned, uint64_t>{{0x21, 7}, {0x31, 8}});
+  REQUIRE(st.last_event);
+  CHECK(st.last_event->at("action") == "drop");
+  CHECK(st.last_event->at("uptime_ms") == "83211");
+  SECTION("a key it does not know is kept, as the format allows") {
+    ctl::ModuleStats more =
+        ctl::ParseStats(std::string("new_key 7\n") + kStats);
+    CHECK(more.Counter("new_key") == 7);
+  }
+  SECTION("last_event none is no event") {
+    CHECK_FALSE(ctl::ParseStats("nmis 0\nlast_event none\n").last_event);
+  }
+  SECTION("a malformed line is refused, naming it") {
+    auto bad = GENERATE(as<std::string>{}, "nmis\n", "code 0x100 1\n",
+                        "raw 0x21\n", "code zz 1\n", "last_event raw\n");
+    CAPTURE(bad);
+    CHECK_THROWS_WITH(ctl::ParseStats(bad), Catch::Contains("stats line 1"));
+  }
+}
+
+TEST_CASE("the kexec command kdump-tools saves gives the capture command line",
+          "[unit][ctl]") {
+  using R = std::optional<std::string>;
+  auto [cmd, want] = GENERATE(table<std::string, R>({
+      {"/sbin/kexec -p --command-line=\"a b=1 c\" --initrd=/x /k",
+       R("a b=1 c")},
+      {"kexec -p --append='x y' /k", R("x y")},
+      {"kexec -p --command-line=single /k", R("single")},
+      {"kexec -p --command-line=\"unterminated /k", std::nullopt},
+      {"kexec -p /k", std::nullopt},
+  }));
+  CAPTURE(cmd);
+  CHECK(ctl::KexecCommandLine(cmd) == want);
+}
+
+TEST_CASE("kdumpctl's crash kernel baseline follows the size of system RAM",
+          "[unit][ctl]") {
+  constexpr uint64_t G = 1ull << 30, M = 1ull << 20;
+  CHECK(ctl::RecommendedBaseline(1 * G) == 0);
+  CHECK(ctl::RecommendedBaseline(2 * G) == 256 * M);
+  CHECK(ctl::RecommendedBaseline(64 * G - 1) == 256 * M);
+  CHECK(ctl::RecommendedBaseline(64 * G) == 512 * M);
+}
+
+TEST_CASE("a ready kdump-tools server passes every check", "[unit][ctl]") {
+  FakeMachine m;
+  m.ReadyKdumpTools();
+  ctl::DoctorReport r = Doctor(m);
+  INFO(Describe(r));
+  REQUIRE(r.findings.size() == ctl::kDoctorChecks.size());
+  for (size_t i = 0; i < r.findings.size(); ++i) {
+    CAPTURE(r.findings[i].id);
+    CHECK(r.findings[i].id == ctl::kDoctorChecks[i]);
+    CHECK(r.findings[i].verdict == ctl::Verdict::kOk);
+  }
+  CHECK(r.ExitStatus() == 0);
+  nlohmann::json j = ctl::DoctorJson(r);
+  CHECK(j["schema"] == "nmimgrctl-doctor/1");
+  CHECK(j["ready"] == true);
+  CHECK(j["checks"][0]["evidence"]["/sys/kernel/kexec_crash_size"] ==
+        std::to_string(384u << 20));
+}
+
+TEST_CASE("each way a kdump-tools server can be broken fails its own check",
+          "[unit][ctl]") {
+  using Mutation = std::function<void(FakeMachine&)>;
+  struct Case {
+    const char* what;
+    Mutation mutate;
+    const char* check;
+    ctl::Verdict verdict;
+    const char* says;
+  };
+  const std::vector<Case> cases = {
+      {"no crashkernel reservation",
+       [](FakeMachine& m) { m.Write("/sys/kernel/kexec_crash_size", "0\n"); },
+       "crashkernel-reserved", ctl::Verdict::kFail, "no memory is reserved"},
+      {"a reservation below kdumpctl's estimate",
+       [](FakeMachine& m) {
+         m.Write("/sys/kernel/kexec_crash_size", std::to_string(128u << 20));
+       },
+       "crashkernel-size", ctl::Verdict::kWarn, "below the 256 MiB"},
+      {"no capture kernel loaded",
+       [](FakeMachine& m) { m.Write("/sys/kernel/kexec_crash_loaded", "0\n"); },
+       "capture-loaded", ctl::Verdict::kFail, "no capture kernel is loaded"},
+      {"kdump-tools never loaded (no kexec_cmd)",
+       [](FakeMachine& m) { m.Remove("/var/crash/kexec_cmd"); },
+       "capture-cmdline", ctl::Verdict::kUnknown, "not known"},
+      {"the capture kernel loaded before nmimgr.conf asked for the shield",
+       [](FakeMachine& m) {
+         m.Write("/var/crash/kexec_cmd",
+                 "/sbin/kexec -p --command-line=\"root=/dev/vda1 reset_devices "
+                 "systemd.unit=kdump-tools-dump.service\" /k\n");
+       },
+       "capture-shield", ctl::Verdict::kFail, "lacks apic_extnmi=none"},
+      {"nmimgr.conf edited after the capture initramfs was built",
+       [](FakeMachine& m) { m.Touch("/etc/nmimgr.conf", 3000); },
+       "capture-initramfs", ctl::Verdict::kFail, "/etc/nmimgr.conf"},
+      {"a module rebuilt after the capture initramfs",
+       [](FakeMachine& m) {
+         m.Touch(
+             std::string("/lib/modules/") + kKver + "/updates/dkms/nmimgr.ko",
+             3000);
+       },
+       "capture-initramfs", ctl::Verdict::kFail, "nmimgr.ko"},
+      {"no capture initramfs",
+       [](FakeMachine& m) {
+         m.Remove(std::string("/var/lib/kdump/initrd.img-") + kKver);
+       },
+       "capture-initramfs", ctl::Verdict::kFail, "does not exist"},
+      {"every shield layer off while /etc/sysctl.d panics on unknown NMIs",
+       [](FakeMachine& m) {
+         m.Write("/etc/nmimgr.conf",
+                 "panic = 0\ncapture_extnmi = no\ncapture_nmi_sysctls = "
+                 "no\ncapture_module = no\n");
+         m.Touch("/etc/nmimgr.conf", 1000);
+         m.Write("/etc/kdump/sysctl.conf", "vm.nr_hugepages=0\n");
+         m.Write("/etc/sysctl.d/90-nmi.conf", "kernel.unknown_nmi_panic = 1\n");
+         m.Write("/var/crash/kexec_cmd",
+                 "/sbin/kexec -p --command-line=\"root=/dev/vda1 "
+                 "systemd.unit=kdump-tools-dump.service\" /k\n");
+       },
+       "capture-nmi-protection", ctl::Verdict::kFail, "unknown_nmi_panic on"},
+      {"nmimgr not loaded",
+       [](FakeMachine& m) { m.Remove("/sys/module/nmimgr"); }, "nmimgr-loaded",
+       ctl::Verdict::kFail, "not loaded"},
+      {"nmimgr not loaded and the kernel does not panic either",
+       [](FakeMachine& m) { m.Remove("/sys/module/nmimgr"); }, "bmc-nmi-panics",
+       ctl::Verdict::kFail, "nothing panics"},
+      {"nmimgr not loaded but unknown_nmi_panic=1",
+       [](FakeMachine& m) {
+         m.Remove("/sys/module/nmimgr");
+         m.Write("/proc/sys/kernel/unknown_nmi_panic", "1\n");
+       },
+       "bmc-nmi-panics", ctl::Verdict::kWarn, "no record"},
+      {"a policy without the BMC's code",
+       [](FakeMachine& m) {
+         m.LoadNmimgr(
+             "ignore= drop=0x80 panic=0x40 mask=0xc0 dry_run=0 confirm=0");
+       },
+       "bmc-nmi-panics", ctl::Verdict::kFail, "code 0x00 is in no panic list"},
+      {"dry run",
+       [](FakeMachine& m) {
+         m.LoadNmimgr("ignore= drop= panic=0 mask=0xc0 dry_run=1 confirm=0");
+       },
+       "bmc-nmi-panics", ctl::Verdict::kFail, "dry run"},
+      {"a mask that keeps OS-state bits",
+       [](FakeMachine& m) {
+         m.LoadNmimgr(
+             "ignore= drop= panic=33,49 mask=0xff dry_run=0 confirm=0");
+       },
+       "bmc-nmi-panics", ctl::Verdict::kWarn, "only some readings"},
+      {"registered on SERR only",
+       [](FakeMachine& m) { m.LoadNmimgr(kPolicy, "serr"); }, "bmc-nmi-panics",
+       ctl::Verdict::kFail, "not registered on unknown NMIs"},
+      {"the unknown_nmi_panic boot word",
+       [](FakeMachine& m) {
+         m.Write("/proc/cmdline",
+                 "root=/dev/vda1 crashkernel=384M unknown_nmi_panic=0\n");
+       },
+       "first-kernel-nmi-sysctls", ctl::Verdict::kWarn,
+       "sets unknown_nmi_panic to 1"},
+      {"a full dump directory",
+       [](FakeMachine& m) {
+         m.Write("/proc/meminfo",
+                 "MemTotal: 1099511627776000 kB\nMemFree: 0 kB\n");
+       },
+       "dump-space", ctl::Verdict::kFail, "less than"},
+      {"nothing checks new dumps",
+       [](FakeMachine& m) {
+         m.Remove("/etc/systemd/system/multi-user.target.wants");
+       },
+       "truncated-dump-hazard", ctl::Verdict::kWarn, "no pipefail"},
+      {"no kdump service at all",
+       [](FakeMachine& m) { m.Remove("/etc/default/kdump-tools"); },
+       "capture-cmdline", ctl::Verdict::kFail, "no kdump service"},
+  };
+  for (const Case& c : cases) {
+    DYNAMIC_SECTION(c.what) {
+      FakeMachine m;
+      m.ReadyKdumpTools();
+      c.mutate(m);
+      ctl::DoctorReport r = Doctor(m);
+      INFO(Describe(r));
+      const ctl::Finding& f = Find(r, c.check);
+      CHECK(f.verdict == c.verdict);
+      CHECK_THAT(f.summary, Catch::Contains(c.says));
+      if (c.verdict == ctl::Verdict::kFail) {
+        CHECK(r.ExitStatus() == 1);
+        CHECK_FALSE(f.fix.empty());
+      }
+      if (c.verdict == ctl::Verdict::kUnknown) CHECK(r.ExitStatus() == 2);
+    }
+  }
+}
+
+TEST_CASE("a second press under confirm= is what panics, and doctor says so",
+          "[unit][ctl]") {
+  FakeMachine m;
+  m.ReadyKdumpTools();
+  m.LoadNmimgr("ignore= drop= panic=0 mask=0xc0 dry_run=0 confirm=500-10000");
+  const ctl::Finding& f = Find(Doctor(m), "bmc-nmi-panics");
+  CHECK(f.verdict == ctl::Verdict::kOk);
+  CHECK_THAT(f.summary, Catch::Contains("second press 500-10000 ms"));
+}
+
+TEST_CASE(
+    "hpwdt and ipmi_watchdog pre-timeouts must be disarmed in the capture "
+    "kernel",
+    "[unit][ctl]") {
+  FakeMachine m;
+  m.ReadyKdumpTools();
+  m.Write("/sys/module/hpwdt/parameters/pretimeout", "1\n");
+  SECTION("hpwdt without the disarming words fails, naming them") {
+    const ctl::Finding& f = Find(Doctor(m), "nmi-watchdog-drivers");
+    CHECK(f.verdict == ctl::Verdict::kFail);
+    CHECK_THAT(f.summary,
+               Catch::Contains("hpwdt.pretimeout=0 hpwdt.kdumptimeout=0"));
+  }
+  SECTION("with them, it passes") {
+    m.Write("/var/crash/kexec_cmd",
+            "kexec -p --command-line=\"apic_extnmi=none "
+            "sysctl.kernel.unknown_nmi_panic=0 "
+            "sysctl.kernel.panic_on_io_nmi=0 "
+            "sysctl.kernel.panic_on_unrecovered_nmi=0 "
+            "hpwdt.pretimeout=0 hpwdt.kdumptimeout=0\" /k\n");
+    ctl::DoctorReport r = Doctor(m);
+    INFO(Describe(r));
+    CHECK(Find(r, "nmi-watchdog-drivers").verdict == ctl::Verdict::kOk);
+    // nmimgr-load --cmdline asks for them too (capture_watchdog = yes)
+    CHECK(Find(r, "capture-shield").verdict == ctl::Verdict::kOk);
+  }
+  SECTION("ipmi_watchdog counts only with an NMI pre-action") {
+    m.Remove("/sys/module/hpwdt");
+    m.Write("/sys/module/ipmi_watchdog/parameters/preaction", "pre_none\n");
+    CHECK(Find(Doctor(m), "nmi-watchdog-drivers").verdict == ctl::Verdict::kOk);
+    m.Write("/sys/module/ipmi_watchdog/parameters/preaction", "pre_nmi\n");
+    const ctl::Finding& f = Find(Doctor(m), "nmi-watchdog-drivers");
+    CHECK(f.verdict == ctl::Verdict::kFail);
+    CHECK_THAT(f.summary, Catch::Contains("ipmi_watchdog.pretimeout=0"));
+  }
+}
+
+TEST_CASE(
+    "under lockdown an unsigned nmimgr.ko is refused; a loaded one was "
+    "accepted",
+    "[unit][ctl]") {
+  FakeMachine m;
+  m.ReadyKdumpTools();
+  m.Write("/sys/kernel/security/lockdown",
+          "none [integrity] confidentiality\n");
+  m.Write(
+      "/sys/firmware/efi/efivars/"
+      "SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c",
+      std::string("\x06\0\0\0\x01", 5));
+  const std::string ko =
+      std::string("/lib/modules/") + kKver + "/updates/dkms/nmimgr.ko";
+  SECTION("loaded: the kernel checked the signature") {
+    const ctl::Finding& f = Find(Doctor(m), "module-signature");
+    CHECK(f.verdict == ctl::Verdict::kOk);
+    CHECK_THAT(f.summary, Catch::Contains("accepted"));
+  }
+  SECTION("not loaded and unsigned: fails, with the MOK steps") {
+    m.Remove("/sys/module/nmimgr");
+    const ctl::Finding& f = Find(Doctor(m), "module-signature");
+    CHECK(f.verdict == ctl::Verdict::kFail);
+    CHECK_THAT(f.fix, Catch::Contains("mokutil --import"));
+    bool secure_boot_on = false;
+    for (const auto& [k, v] : f.evidence)
+      secure_boot_on |= k == "Secure Boot" && v == "on";
+    CHECK(secure_boot_on);
+  }
+  SECTION("not loaded but signed: a warning to check the key") {
+    m.Remove("/sys/module/nmimgr");
+    m.Write(ko, std::string("\x7f"
+                            "ELF module") +
+                    "sig~Module signature appended~\n");
+    const ctl::Finding& f = Find(Doctor(m), "module-signature");
+    CHECK(f.verdict == ctl::Verdict::kWarn);
+    CHECK_THAT(f.summary, Catch::Contains("mokutil --list-enrolled"));
+  }
+}
+
+TEST_CASE(
+    "a Fedora kdumpctl layout: the command line is rebuilt as kdumpctl builds "
+    "it",
+    "[unit][ctl]") {
+  FakeMachine m;
+  m.ReadyKdumpTools();
+  m.Remove("/etc/default/kdump-tools");
+  m.Remove("/var/crash/kexec_cmd");
+  m.Write("/etc/kdump.conf",
+          "path /var/crash\ncore_collector makedumpfile -l -d 31\n");
+  m.Write("/usr/bin/kdumpctl", "#!/bin/bash\n");
+  const std::string img = std::string("/boot/initramfs-") + kKver + "kdump.img";
+  m.Write(img, std::string(20 << 20, 'x'));
+  m.Touch(img, 2000);
+  m.Write("/proc/cmdline",
+          "BOOT_IMAGE=/vmlinuz root=/dev/vda1 crashkernel=384M quiet "
+          "unknown_nmi_panic\n");
+  m.Write("/sys/class/watchdog/watchdog0/device/driver/.keep", "");
+  m.Link("/sys/class/watchdog/watchdog0/device/driver/module",
+         "../../../../module/iTCO_wdt");
+  SECTION("the shield in KDUMP_COMMANDLINE_APPEND, the boot word removed") {
+    m.Write(
+        "/etc/sysconfig/kdump",
+        "KDUMP_COMMANDLINE_REMOVE=\"quiet unknown_nmi_panic\"\n"
+        "KDUMP_COMMANDLINE_APPEND=\"irqpoll nr_cpus=1 reset_devices\"\n"
+        "KDUMP_COMMANDLINE_APPEND=\"$KDUMP_COMMANDLINE_APPEND apic_extnmi=none "
+        "sysctl.kernel.unknown_nmi_panic=0 sysctl.kernel.panic_on_io_nmi=0 "
+        "sysctl.kernel.panic_on_unrecovered_nmi=0\"\n");
+    ctl::Host host(m.root());
+    ctl::KdumpSetup k = ctl::ReadKdumpSetup(host);
+    CHECK(k.service == ctl::KdumpService::kKdumpctl);
+    CHECK(k.initrd == img);
+    REQUIRE(k.capture_cmdline);
+    std::string line;
+    for (const std::string& w : *k.capture_cmdline) line += w + " ";
+    CHECK(
+        line ==
+        "BOOT_IMAGE=/vmlinuz irqpoll nr_cpus=1 reset_devices apic_extnmi=none "
+        "sysctl.kernel.unknown_nmi_panic=0 sysctl.kernel.panic_on_io_nmi=0 "
+        "sysctl.kernel.panic_on_unrecovered_nmi=0 iTCO_wdt.pretimeout=0 ");
+    ctl::DoctorReport r = Doctor(m);
+    INFO(Describe(r));
+    CHECK(Find(r, "capture-shield").verdict == ctl::Verdict::kOk);
+    CHECK(Find(r, "capture-nmi-protection").verdict == ctl::Verdict::kOk);
+    CHECK(Find(r, "capture-initramfs").verdict == ctl::Verdict::kOk);
+    CHECK(Find(r, "truncated-dump-hazard").verdict == ctl::Verdict::kOk);
+  }
+  SECTION("without nmimgr's block the boot word reaches the capture kernel") {
+    m.Write("/etc/sysconfig/kdump",
+            "KDUMP_COMMANDLINE_APPEND=\"irqpoll nr_cpus=1\"\n");
+    ctl::DoctorReport r = Doctor(m);
+    INFO(Describe(r));
+    const ctl::Finding& shield = Find(r, "capture-shield");
+    CHECK(shield.verdict == ctl::Verdict::kFail);
+    CHECK_THAT(shield.fix, Catch::Contains("kdumpctl restart"));
+    bool word = false;
+    for (const auto& [k, v] : Find(r, "capture-nmi-protection").evidence)
+      word |= k == "capture kernel.unknown_nmi_panic" &&
+              v.rfind("1 (capture command line)", 0) == 0;
+    CHECK(word);
+  }
+}
+
+TEST_CASE("status reports the policy in force and drift from nmimgr.conf",
+          "[unit][ctl]") {
+  FakeMachine m;
+  m.ReadyKdumpTools();
+  ctl::Host host(m.root());
+  SECTION("in step") {
+    ctl::Status s = ctl::ReadStatus(host, Loader());
+    CHECK(s.module.loaded);
+    CHECK(s.drift.empty());
+    CHECK(s.ExitStatus() == 0);
+    nlohmann::json j = ctl::StatusJson(s);
+    CHECK(j["schema"] == "nmimgrctl-status/1");
+    CHECK(j["module"]["panic"] == "0");
+    CHECK(j["module"]["counters"]["dropped"] == 12);
+    CHECK(j["module"]["codes"]["0x00"] == 15);
+    CHECK(j["module"]["last_event"]["raw"] == "0x21");
+  }
+  SECTION("the file changed and was not applied") {
+    m.Write("/etc/nmimgr.conf",
+            "panic = 0\ndrop = 0x80\ntypes = unknown,serr\n");
+    ctl::Status s = ctl::ReadStatus(host, Loader());
+    REQUIRE(s.drift.size() == 2);
+    CHECK(s.drift[0].setting == "policy");
+    CHECK(s.drift[0].file ==
+          "ignore= drop=128 panic=0 mask=0xc0 dry_run=0 confirm=0");
+    CHECK(s.drift[0].loaded == kPolicy);
+    CHECK(s.drift[1].setting == "types");
+    CHECK(s.ExitStatus() == 1);
+    std::ostringstream out;
+    ctl::PrintStatus(s, out);
+    CHECK_THAT(
+        out.str(),
+        Catch::Contains("fix: nmimgr-load --apply (types is load-time only"));
+  }
+  SECTION("an invalid file is reported with nmimgr-load's message") {
+    m.Write("/etc/nmimgr.conf", "panic = 5-3\n");
+    ctl::Status s = ctl::ReadStatus(host, Loader());
+    CHECK_FALSE(s.config.valid);
+    CHECK_THAT(s.config.error, Catch::Contains("5-3"));
+    CHECK(s.ExitStatus() == 1);
+  }
+}
+
+TEST_CASE(
+    "metrics follow the textfile collector's rules and are written atomically",
+    "[unit][ctl]") {
+  FakeMachine m;
+  m.ReadyKdumpTools();
+  ctl::Host host(m.root());
+  ctl::Metrics metrics;
+  ctl::AddStatusMetrics(ctl::ReadStatus(host, Loader()), metrics);
+  ctl::AddDoctorMetrics(Doctor(m), metrics);
+  std::string text = metrics.Text();
+  CHECK_THAT(text,
+             Catch::Contains("nmimgr_nmi_actions_total{action=\"drop\"} 12\n"));
+  CHECK_THAT(text,
+             Catch::Contains("nmimgr_nmi_codes_total{code=\"0x00\"} 15\n"));
+  CHECK_THAT(text, Catch::Contains("nmimgr_doctor_ready 1\n"));
+  CHECK_THAT(
+      text,
+      Catch::Contains(
+          "nmimgr_doctor_check{check=\"dump-space\",verdict=\"ok\"} 1\n"));
+  // HELP and TYPE once per family, every sample named nmimgr_, counters _total
+  std::map<std::string, int> help, type;
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind("# HELP ", 0) == 0)
+      ++help[ctl::Words(line)[2]];
+    else if (line.rfind("# TYPE ", 0) == 0) {
+      std::vector<std::string> w = ctl::Words(line);
+      ++type[w[2]];
+      CHECK((w[3] == "counter") ==
+            (w[2].size() > 6 && w[2].substr(w[2].size() - 6) == "_total"));
+    } else {
+      CHECK(line.rfind("nmimgr_", 0) == 0);
+      CHECK(ctl::Words(line).size() == 2);  // name{labels} value: no timestamp
+    }
+  }
+  for (const auto& [name, n] : help) CHECK(n == 1);
+  CHECK(help.size() == type.size());
+  CHECK_THROWS(metrics.Add("nmimgr_x", "counter", "h", {}, 1));
+  CHECK_THROWS(metrics.Add("other_total", "counter", "h", {}, 1));
+
+  const fs::path out = m.Path("/var/lib/node_exporter/nmimgr.prom");
+  fs::create_directories(out.parent_path());
+  ctl::WriteFileAtomically(out.string(), "old\n");
+  ctl::WriteFileAtomically(out.string(), text);
+  std::ifstream in(out);
+  std::string back((std::istreambuf_iterator<char>(in)), {});
+  CHECK(back == text);
+  CHECK(std::distance(fs::directory_iterator(out.parent_path()),
+                      fs::directory_iterator()) == 1);
+  SECTION(
+      "a directory that cannot be written keeps the old file and says why") {
+    CHECK_THROWS_WITH(
+        ctl::WriteFileAtomically(m.Path("/nonexistent/x.prom").string(), text),
+        Catch::Contains("writing"));
+  }
+}
