@@ -153,6 +153,7 @@ def test_bmc_nmi_on_a_kdump_tools_root_with_nmimgr_installed(
     _, cmd = vm.run("cat /var/crash/kexec_cmd", check=True)
     assert "systemd.unit=kdump-tools-dump.service" in cmd, cmd
     assert "apic_extnmi=none" not in cmd, cmd      # turned off in this scenario
+    nmimgrctl_on_the_kdump_tools_server(vm, timings)
 
     mark = len(vm.serial_log)
     crash = time.monotonic()
@@ -185,6 +186,63 @@ def test_bmc_nmi_on_a_kdump_tools_root_with_nmimgr_installed(
     annotated_on_next_boot(vm, dump_dir.name, tmp_path, timings)
     record_property("timings", json.dumps(timings))
     print(f"kdump-tools with nmimgr: {json.dumps(timings)}")
+
+
+def doctor(vm, *args):
+    """`nmimgrctl doctor --json` in the guest: its exit status, the report
+    printed, and {check id: check}."""
+    rc, out = vm.run(" ".join(("nmimgrctl doctor --json 2>/dev/null", *args)), timeout=600)
+    report = json.loads(out)
+    return rc, json.dumps(report, indent=1), {c["id"]: c for c in report["checks"]}
+
+
+def nmimgrctl_on_the_kdump_tools_server(vm, timings):
+    """nmimgrctl doctor says ready on the installed server, then names the
+    check each broken state this server can be put in fails, and says ready
+    again once it is put back; status reports the drift of an edit not
+    applied."""
+    start = time.monotonic()
+    rc, report, checks = doctor(vm)
+    timings["doctor_s"] = round(time.monotonic() - start, 1)
+    assert rc == 0, report
+    for check in ("crashkernel-reserved", "capture-loaded", "capture-shield", "capture-initramfs",
+                  "capture-nmi-protection", "nmimgr-loaded", "bmc-nmi-panics", "dump-space",
+                  "truncated-dump-hazard"):
+        assert checks[check]["verdict"] == "ok", report
+    # what it read: kdump-tools' saved kexec command, its real zstd initrd,
+    # makedumpfile's count of the pages a dump keeps
+    assert checks["capture-cmdline"]["evidence"]["source"] == "/var/crash/kexec_cmd", report
+    assert "zstd" in checks["capture-initramfs"]["evidence"]["segments"], report
+    assert "makedumpfile --mem-usage" in checks["dump-space"]["evidence"]["estimate source"], report
+    # this scenario turns apic_extnmi off: nmimgr in the image is the layer
+    assert checks["capture-nmi-protection"]["evidence"]["layers"] == \
+        "nmimgr latched in the capture initramfs", report
+    rc, out = vm.run("nmimgrctl status")
+    assert rc == 0 and "drift: none" in out, out
+
+    # an edit of nmimgr.conf not applied: drift, and an image older than it
+    vm.run("cp -p /etc/nmimgr.conf /root/nmimgr.conf && sleep 1 && "
+           "echo 'drop = 0x80' >> /etc/nmimgr.conf", check=True)
+    rc, out = vm.run("nmimgrctl status")
+    assert rc == 1 and "policy: file ignore= drop=128 panic=0" in out, out
+    rc, report, checks = doctor(vm, "--no-mem-usage")
+    assert rc == 1 and checks["capture-initramfs"]["verdict"] == "fail", report
+    assert "/etc/nmimgr.conf changed after" in checks["capture-initramfs"]["summary"], report
+    vm.run("cp -p /root/nmimgr.conf /etc/nmimgr.conf", check=True)
+    # dry run written live: the BMC's NMI would only be logged
+    vm.run("cp /sys/module/nmimgr/parameters/policy /root/policy && "
+           "echo 'panic=0 dry_run=1' > /sys/module/nmimgr/parameters/policy", check=True)
+    rc, report, checks = doctor(vm, "--no-mem-usage")
+    assert rc == 1 and checks["bmc-nmi-panics"]["verdict"] == "fail", report
+    assert "dry run" in checks["bmc-nmi-panics"]["summary"], report
+    vm.run("cat /root/policy > /sys/module/nmimgr/parameters/policy", check=True)
+    # no capture kernel
+    vm.run("kdump-config unload", timeout=300, check=True)
+    rc, report, checks = doctor(vm, "--no-mem-usage")
+    assert rc == 1 and checks["capture-loaded"]["verdict"] == "fail", report
+    vm.run("kdump-config load", timeout=600, check=True)
+    rc, report, _ = doctor(vm, "--no-mem-usage")
+    assert rc == 0, report
 
 
 def test_purge_leaves_the_kdump_tools_root_as_it_was(installed_root, nmimgr_debs,
@@ -288,6 +346,14 @@ def test_bmc_nmi_on_a_kdumpctl_root_with_nmimgr_installed(
         assert path in listing, f"{path} is not in kdumpctl's initramfs"
     _, shipped = vm.run(f"lsinitrd -f etc/nmimgr.conf {KDUMPCTL_INITRD}", check=True)
     assert "panic = 0" in shipped
+    # nmimgrctl reads the same image and the command line kdumpctl builds
+    rc, report, checks = doctor(vm)
+    assert rc == 0, report
+    for check in ("capture-loaded", "capture-shield", "capture-initramfs", "capture-nmi-protection",
+                  "bmc-nmi-panics", "truncated-dump-hazard"):
+        assert checks[check]["verdict"] == "ok", report
+    assert "rebuilt as kdumpctl does" in checks["capture-cmdline"]["evidence"]["source"], report
+    assert "apic_extnmi=none" in checks["capture-cmdline"]["summary"], report
 
     # kdumpctl's kexec needs root's user keyring in the session keyring (a
     # login shell has it from pam_keyinit); the lab's agent unit says

@@ -2,6 +2,7 @@
 #include "doctor.h"
 
 #include <sys/statvfs.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <charconv>
@@ -12,6 +13,7 @@
 #include <set>
 
 #include "config.h"
+#include "initramfs.h"
 #include "kdump.h"
 #include "module_state.h"
 #include "policy.h"
@@ -485,12 +487,102 @@ class Doctor {
       f.summary = Join(newer, " and ") +
                   " changed after the capture initramfs was built";
       f.fix = ReloadFix();
+      in_image_ = false;
       return;
     }
+    // what the capture kernel will really unpack
+    InitramfsListing image;
+    try {
+      image = ReadInitramfs(host_.Path(kdump_.initrd).string(),
+                            {"etc/nmimgr.conf"});
+    } catch (const InitramfsError& e) {
+      f.verdict = Verdict::kFail;
+      f.summary =
+          "the capture initramfs cannot be read: " + std::string(e.what());
+      f.fix = ReloadFix();
+      in_image_ = false;
+      return;
+    }
+    f.evidence.emplace_back("segments", Join(image.segments, " + "));
+    f.evidence.emplace_back("entries", std::to_string(image.names.size()));
+    if (image.inner_image) {
+      f.verdict = Verdict::kUnknown;
+      f.summary = "the image keeps its root in " + *image.inner_image +
+                  " (dracut's squash or erofs module), which is not read";
+      return;
+    }
+    const std::string hook = kdump_.service == KdumpService::kKdumpctl
+                                 ? "lib/dracut/hooks/cmdline/00-nmimgr-load.sh"
+                                 : "scripts/init-top/nmimgr";
+    std::optional<std::string> ko, loader, hook_found;
+    for (const std::string& n : image.names) {
+      std::string base = n.substr(n.rfind('/') + 1);
+      if (base.rfind("nmimgr.ko", 0) == 0 &&
+          (n.rfind("lib/modules/" + kver_ + "/", 0) == 0 ||
+           n.rfind("usr/lib/modules/" + kver_ + "/", 0) == 0))
+        ko = n;
+      if (n == "usr/sbin/nmimgr-load" || n == "sbin/nmimgr-load") loader = n;
+      if (n == hook || n == "usr/" + hook) hook_found = n;
+    }
+    std::vector<std::string> missing;
+    if (!ko) missing.push_back("nmimgr.ko for " + kver_);
+    if (!loader) missing.push_back("usr/sbin/nmimgr-load");
+    if (!hook_found) missing.push_back(hook);
+    auto conf = image.contents.find("etc/nmimgr.conf");
+    if (host_.Exists("/etc/nmimgr.conf") && conf == image.contents.end())
+      missing.push_back("etc/nmimgr.conf");
+    if (!missing.empty()) {
+      f.verdict = Verdict::kFail;
+      f.summary = "the capture initramfs lacks " + Join(missing, ", ");
+      f.fix = ReloadFix();
+      in_image_ = false;
+      return;
+    }
+    f.evidence.emplace_back("nmimgr.ko", *ko);
+    if (conf != image.contents.end() && ConfigOk()) {
+      std::vector<std::string> differ = ImageConfigDiffers(conf->second);
+      if (!differ.empty()) {
+        f.verdict = Verdict::kFail;
+        f.summary = "the capture initramfs holds another nmimgr.conf: " +
+                    Join(differ, ", ") + " differ";
+        f.fix = ReloadFix();
+        in_image_ = false;
+        return;
+      }
+    }
+    in_image_ = true;
     f.verdict = Verdict::kOk;
     f.summary = kdump_.initrd +
-                " is newer than nmimgr.conf and nmimgr.ko "
-                "(its contents are not read yet)";
+                " holds nmimgr.ko, nmimgr.conf as it is now and " +
+                "the capture-side loader, and is newer than both";
+  }
+
+  // The settings the image acts on that differ between TEXT (the image's
+  // nmimgr.conf) and /etc/nmimgr.conf, both read by nmimgr-load.
+  std::vector<std::string> ImageConfigDiffers(const std::string& text) {
+    std::string tmpl =
+        (std::filesystem::temp_directory_path() / "nmimgrctl-conf-XXXXXX")
+            .string();
+    std::vector<char> name(tmpl.begin(), tmpl.end());
+    name.push_back('\0');
+    int fd = ::mkstemp(name.data());
+    if (fd < 0) throw HostError("cannot create a temporary file");
+    bool ok = ::write(fd, text.data(), text.size()) ==
+              static_cast<ssize_t>(text.size());
+    ::close(fd);
+    std::optional<Config> image;
+    if (ok) image = ReadConfig(Host("/"), opts_.loader, name.data());
+    ::unlink(name.data());
+    if (!image) throw HostError("cannot write a temporary file");
+    if (!image->valid) return {"the whole file (" + image->error + ")"};
+    std::vector<std::string> differ;
+    for (const auto& [key, value] : config_->settings) {
+      if (key == "capture_extnmi" || key == "capture_nmi_sysctls" ||
+          key == "capture_watchdog")
+        continue;  // command-line switches: capture-shield checks them
+      if (image->Get(key) != value) differ.push_back(key);
+    }
+    return differ;
   }
 
   void CaptureProtection(Finding& f) {
@@ -499,8 +591,11 @@ class Doctor {
     std::vector<std::string> cmdline =
         kdump_.capture_cmdline.value_or(std::vector<std::string>{});
     if (Has(cmdline, "apic_extnmi=none")) layers.push_back("apic_extnmi=none");
-    if (Switch("capture_module"))
-      layers.push_back("nmimgr latched in the capture initramfs");
+    if (Switch("capture_module") && in_image_ != false)
+      layers.push_back(in_image_ == true
+                           ? "nmimgr latched in the capture initramfs"
+                           : "nmimgr latched in the capture initramfs "
+                             "(capture_module = yes; the image was not read)");
     // the capture kernel's NMI sysctls: the command line, then (kdump-tools
     // boots the real root) systemd-sysctl with /etc/sysctl.d and
     // /etc/kdump/sysctl.conf last
@@ -926,6 +1021,8 @@ class Doctor {
   std::string kver_;
   std::optional<std::string> module_file_;
   uint64_t reserved_ = 0;
+  // capture-initramfs found nmimgr in the image (nullopt: not looked)
+  std::optional<bool> in_image_;
 };
 
 }  // namespace

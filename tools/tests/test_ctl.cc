@@ -5,10 +5,15 @@
 // reading its nmimgr.conf.  The ready Debian kdump-tools server first, then
 // each way it can be broken, the states QEMU cannot give (hpwdt, Secure
 // Boot) and a Fedora kdumpctl layout.
+#include <bzlib.h>
 #include <fcntl.h>
+#include <lz4.h>
+#include <lzma.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
+#include <zstd.h>
 
 #include <catch2/catch.hpp>
 #include <filesystem>
@@ -19,6 +24,7 @@
 #include "config.h"
 #include "doctor.h"
 #include "host.h"
+#include "initramfs.h"
 #include "kdump.h"
 #include "module_state.h"
 #include "prometheus.h"
@@ -40,6 +46,111 @@ constexpr const char* kStats =
     "last_event raw=0x21 code=0x00 type=unknown cpu=0 action=drop "
     "uptime_ms=83211\n"
     "code 0x00 15\nraw 0x21 7\nraw 0x31 8\n";
+
+// An initramfs built here, as mkinitramfs and dracut build them: cpio
+// newc archives, compressed or not, one after the other.
+struct CpioEntry {
+  std::string name;
+  std::string data;
+  uint32_t mode = 0100644;
+};
+
+std::string Newc(const std::vector<CpioEntry>& entries) {
+  std::string out;
+  auto pad = [&out]() {
+    while (out.size() % 4) out += '\0';
+  };
+  auto add = [&](const std::string& name, const std::string& data,
+                 uint32_t mode) {
+    char h[111];
+    std::snprintf(h, sizeof(h),
+                  "070701%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X",
+                  1u, mode, 0u, 0u, 1u, 0u, static_cast<unsigned>(data.size()),
+                  0u, 0u, 0u, 0u, static_cast<unsigned>(name.size() + 1), 0u);
+    out.append(h, 110);
+    out += name;
+    out += '\0';
+    pad();
+    out += data;
+    pad();
+  };
+  for (const CpioEntry& e : entries) add(e.name, e.data, e.mode);
+  add("TRAILER!!!", "", 0);
+  return out;
+}
+
+std::string Gzip(const std::string& in) {
+  z_stream z{};
+  REQUIRE(deflateInit2(&z, 6, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY) == Z_OK);
+  std::string out(deflateBound(&z, in.size()) + 64, '\0');
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+  z.avail_in = static_cast<uInt>(in.size());
+  z.next_out = reinterpret_cast<Bytef*>(out.data());
+  z.avail_out = static_cast<uInt>(out.size());
+  REQUIRE(deflate(&z, Z_FINISH) == Z_STREAM_END);
+  out.resize(z.total_out);
+  deflateEnd(&z);
+  return out;
+}
+
+std::string Zstd(const std::string& in) {
+  std::string out(ZSTD_compressBound(in.size()), '\0');
+  size_t n = ZSTD_compress(out.data(), out.size(), in.data(), in.size(), 3);
+  REQUIRE_FALSE(ZSTD_isError(n));
+  out.resize(n);
+  return out;
+}
+
+std::string Xz(const std::string& in) {
+  std::string out(lzma_stream_buffer_bound(in.size()), '\0');
+  size_t pos = 0;
+  REQUIRE(lzma_easy_buffer_encode(6, LZMA_CHECK_CRC32, nullptr,
+                                  reinterpret_cast<const uint8_t*>(in.data()),
+                                  in.size(),
+                                  reinterpret_cast<uint8_t*>(out.data()), &pos,
+                                  out.size()) == LZMA_OK);
+  out.resize(pos);
+  return out;
+}
+
+// lz4 -l: the legacy format the kernel reads.
+std::string Lz4Legacy(const std::string& in) {
+  std::string out("\x02\x21\x4c\x18", 4);
+  const size_t block = 8 << 20;
+  for (size_t at = 0; at < in.size(); at += block) {
+    size_t n = std::min(block, in.size() - at);
+    std::string c(LZ4_compressBound(static_cast<int>(n)), '\0');
+    int k = LZ4_compress_default(in.data() + at, c.data(), static_cast<int>(n),
+                                 static_cast<int>(c.size()));
+    REQUIRE(k > 0);
+    uint32_t sz = static_cast<uint32_t>(k);
+    for (int i = 0; i < 4; ++i) out += static_cast<char>(sz >> (8 * i) & 0xff);
+    out.append(c.data(), static_cast<size_t>(k));
+  }
+  return out;
+}
+
+std::string Bzip2(const std::string& in) {
+  unsigned len = static_cast<unsigned>(in.size() + in.size() / 100 + 600);
+  std::string out(len, '\0');
+  REQUIRE(BZ2_bzBuffToBuffCompress(
+              out.data(), &len, const_cast<char*>(in.data()),
+              static_cast<unsigned>(in.size()), 9, 0, 0) == BZ_OK);
+  out.resize(len);
+  return out;
+}
+
+// Early microcode first (uncompressed), then the main archive, as both
+// generators write them.
+std::string Image(
+    const std::vector<CpioEntry>& main,
+    const std::function<std::string(const std::string&)>& compress = Zstd) {
+  std::string early =
+      Newc({{"kernel", "", 040755},
+            {"kernel/x86/microcode/GenuineIntel.bin", std::string(3000, 'u')}});
+  while (early.size() % 512) early += '\0';
+  return early + compress(Newc(main));
+}
 
 // A machine as a directory tree.
 class FakeMachine {
@@ -76,6 +187,25 @@ class FakeMachine {
   void Touch(const std::string& abs, long seconds) {
     struct timespec ts[2] = {{seconds, 0}, {seconds, 0}};
     REQUIRE(::utimensat(AT_FDCWD, Path(abs).c_str(), ts, 0) == 0);
+  }
+
+  // What nmimgr's initramfs-tools hook (HOOK scripts/init-top/nmimgr) or
+  // dracut module (usr/lib/dracut/hooks/cmdline/00-nmimgr-load.sh) puts
+  // into a capture image, with the machine's nmimgr.conf.
+  std::vector<CpioEntry> CaptureImage(const std::string& hook,
+                                      const std::string& conf = "panic = 0\n") {
+    return {
+        {".", "", 040755},
+        {"init", "#!/bin/sh\n", 0100755},
+        {std::string("usr/lib/modules/") + kKver + "/updates/dkms/nmimgr.ko",
+         "\x7f"
+         "ELF"},
+        {"etc/nmimgr.conf", conf},
+        {"usr/sbin/nmimgr-load",
+         "\x7f"
+         "ELF",
+         0100755},
+        {hook, "#!/bin/sh\n", 0100755}};
   }
 
   // The module loaded with POLICY.
@@ -133,7 +263,7 @@ class FakeMachine {
             "sysctl.kernel.panic_on_unrecovered_nmi=0\" "
             "--initrd=/var/lib/kdump/initrd.img /var/lib/kdump/vmlinuz\n"));
     Write(std::string("/var/lib/kdump/initrd.img-") + kKver,
-          std::string(20 << 20, 'x'));
+          Image(CaptureImage("scripts/init-top/nmimgr")));
     Link("/var/lib/kdump/initrd.img", std::string("initrd.img-") + kKver);
     Write("/etc/kdump/sysctl.conf",
           "vm.nr_hugepages=0\nkernel.unknown_nmi_panic=0\nkernel.panic_on_io_"
@@ -167,7 +297,7 @@ ctl::DoctorReport Doctor(const FakeMachine& m) {
   return ctl::RunDoctor(host, o);
 }
 
-const ctl::Finding& Find(const ctl::DoctorReport& r, const std::string& id) {
+ctl::Finding Find(const ctl::DoctorReport& r, const std::string& id) {
   for (const ctl::Finding& f : r.findings)
     if (f.id == id) return f;
   FAIL("no finding " << id);
@@ -485,7 +615,10 @@ TEST_CASE(
           "path /var/crash\ncore_collector makedumpfile -l -d 31\n");
   m.Write("/usr/bin/kdumpctl", "#!/bin/bash\n");
   const std::string img = std::string("/boot/initramfs-") + kKver + "kdump.img";
-  m.Write(img, std::string(20 << 20, 'x'));
+  m.Write(
+      img,
+      Image(m.CaptureImage("usr/lib/dracut/hooks/cmdline/00-nmimgr-load.sh"),
+            Gzip));
   m.Touch(img, 2000);
   m.Write("/proc/cmdline",
           "BOOT_IMAGE=/vmlinuz root=/dev/vda1 crashkernel=384M quiet "
@@ -633,5 +766,145 @@ TEST_CASE(
     CHECK_THROWS_WITH(
         ctl::WriteFileAtomically(m.Path("/nonexistent/x.prom").string(), text),
         Catch::Contains("writing"));
+  }
+}
+
+TEST_CASE(
+    "an initramfs is read as the kernel unpacks it, whatever its compression",
+    "[unit][ctl][initramfs]") {
+  using Compress = std::function<std::string(const std::string&)>;
+  auto [kind, compress] =
+      GENERATE(table<std::string, Compress>({{"gzip", Gzip},
+                                             {"zstd", Zstd},
+                                             {"xz", Xz},
+                                             {"lz4", Lz4Legacy},
+                                             {"bzip2", Bzip2}}));
+  CAPTURE(kind);
+  FakeMachine m;
+  // a file larger than one lz4 block and than the decoders' buffers
+  std::string big(9 << 20, '\0');
+  for (size_t i = 0; i < big.size(); ++i)
+    big[i] = static_cast<char>((i * 2654435761u) >> 13);
+  std::vector<CpioEntry> main = {{".", "", 040755},
+                                 {"./usr/lib/modules/x/nmimgr.ko", big},
+                                 {"/etc/nmimgr.conf", "panic = 0\n"},
+                                 {"bin/sh", "busybox", 0120777}};
+  std::string image = Image(main, compress);
+  m.Write("/img", image);
+  ctl::InitramfsListing l =
+      ctl::ReadInitramfs(m.Path("/img"), {"etc/nmimgr.conf", "bin/sh"});
+  CHECK(l.segments == std::vector<std::string>{"cpio", kind});
+  CHECK(l.names == std::vector<std::string>{
+                       "kernel", "kernel/x86/microcode/GenuineIntel.bin", ".",
+                       "usr/lib/modules/x/nmimgr.ko", "etc/nmimgr.conf",
+                       "bin/sh"});
+  CHECK(l.contents ==
+        std::map<std::string, std::string>{{"etc/nmimgr.conf", "panic = 0\n"}});
+  CHECK_FALSE(l.inner_image);
+
+  SECTION(
+      "cut anywhere inside the compressed archive, it is refused, not "
+      "half-listed") {
+    size_t early = image.size() - compress(Newc(main)).size();
+    for (size_t cut : {early + 1, early + 10, (early + image.size()) / 2,
+                       image.size() - 1}) {
+      CAPTURE(cut);
+      m.Write("/cut", image.substr(0, cut));
+      CHECK_THROWS_AS(ctl::ReadInitramfs(m.Path("/cut")), ctl::InitramfsError);
+    }
+  }
+  SECTION("two compressed archives one after the other are both read") {
+    m.Write("/two", image + std::string(3, '\0') +
+                        compress(Newc({{"etc/second", "2"}})));
+    ctl::InitramfsListing two = ctl::ReadInitramfs(m.Path("/two"));
+    CHECK(two.segments == std::vector<std::string>{"cpio", kind, kind});
+    CHECK(two.names.back() == "etc/second");
+  }
+}
+
+TEST_CASE(
+    "an initramfs that is no initramfs, or cut in its cpio, is refused with "
+    "where",
+    "[unit][ctl][initramfs]") {
+  FakeMachine m;
+  std::string cpio = Newc({{"etc/a", "aaaa"}, {"etc/b", "bbbbbbbb"}});
+  for (size_t cut = 1; cut < cpio.size(); cut += 7) {
+    CAPTURE(cut);
+    m.Write("/img", cpio.substr(0, cut));
+    CHECK_THROWS_AS(ctl::ReadInitramfs(m.Path("/img")), ctl::InitramfsError);
+  }
+  m.Write("/img", "MZ this is a kernel, not an initramfs");
+  CHECK_THROWS_WITH(
+      ctl::ReadInitramfs(m.Path("/img")),
+      Catch::Contains("neither cpio nor a known compression at offset 0"));
+  m.Write("/img", cpio + std::string(8, '\0') + "\x89LZO....");
+  CHECK_THROWS_WITH(ctl::ReadInitramfs(m.Path("/img")), Catch::Contains("lzo"));
+  m.Write("/img", cpio);
+  CHECK(ctl::ReadInitramfs(m.Path("/img")).names ==
+        std::vector<std::string>{"etc/a", "etc/b"});
+}
+
+TEST_CASE("doctor reads the capture initramfs itself",
+          "[unit][ctl][initramfs]") {
+  FakeMachine m;
+  m.ReadyKdumpTools();
+  const std::string img = std::string("/var/lib/kdump/initrd.img-") + kKver;
+  auto rewrite = [&](const std::vector<CpioEntry>& entries) {
+    m.Write(img, Image(entries));
+    m.Touch(img, 2000);
+  };
+  SECTION("the ready image passes, and doctor names what it read") {
+    const ctl::Finding& f = Find(Doctor(m), "capture-initramfs");
+    CHECK(f.verdict == ctl::Verdict::kOk);
+    bool segments = false;
+    for (const auto& [k, v] : f.evidence)
+      segments |= k == "segments" && v == "cpio + zstd";
+    CHECK(segments);
+  }
+  SECTION("an image built without nmimgr fails, naming what is missing") {
+    std::vector<CpioEntry> e = m.CaptureImage("scripts/init-top/nmimgr");
+    e.erase(e.begin() + 2);  // nmimgr.ko
+    e.pop_back();            // the init-top script
+    rewrite(e);
+    ctl::DoctorReport r = Doctor(m);
+    const ctl::Finding& f = Find(r, "capture-initramfs");
+    CHECK(f.verdict == ctl::Verdict::kFail);
+    CHECK_THAT(f.summary,
+               Catch::Contains(std::string("nmimgr.ko for ") + kKver) &&
+                   Catch::Contains("scripts/init-top/nmimgr"));
+    // nor does the shield count nmimgr as one of its layers then
+    bool layer = false;
+    for (const auto& [k, v] : Find(r, "capture-nmi-protection").evidence)
+      layer |= k == "layers" && v.find("nmimgr") != std::string::npos;
+    CHECK_FALSE(layer);
+  }
+  SECTION("an image with an older nmimgr.conf fails, naming the settings") {
+    rewrite(
+        m.CaptureImage("scripts/init-top/nmimgr", "panic = 0\ndrop = 0x80\n"));
+    const ctl::Finding& f = Find(Doctor(m), "capture-initramfs");
+    CHECK(f.verdict == ctl::Verdict::kFail);
+    CHECK_THAT(f.summary,
+               Catch::Contains("another nmimgr.conf: policy differ"));
+  }
+  SECTION("the same settings written otherwise are the same file") {
+    rewrite(m.CaptureImage("scripts/init-top/nmimgr",
+                           "# reordered\npanic = 0x00\n"));
+    CHECK(Find(Doctor(m), "capture-initramfs").verdict == ctl::Verdict::kOk);
+  }
+  SECTION("a cut image fails") {
+    std::string whole = Image(m.CaptureImage("scripts/init-top/nmimgr"));
+    m.Write(img, whole.substr(0, whole.size() - 20));
+    m.Touch(img, 2000);
+    const ctl::Finding& f = Find(Doctor(m), "capture-initramfs");
+    CHECK(f.verdict == ctl::Verdict::kFail);
+    CHECK_THAT(f.summary, Catch::Contains("cannot be read"));
+  }
+  SECTION("a squashfs root inside is said to be unread, not passed") {
+    std::vector<CpioEntry> e = m.CaptureImage("scripts/init-top/nmimgr");
+    e.push_back({"squash-root.img", "hsqs"});
+    rewrite(e);
+    const ctl::Finding& f = Find(Doctor(m), "capture-initramfs");
+    CHECK(f.verdict == ctl::Verdict::kUnknown);
+    CHECK_THAT(f.summary, Catch::Contains("squash-root.img"));
   }
 }
