@@ -220,6 +220,17 @@ def nmimgrctl_on_the_kdump_tools_server(vm, timings):
     rc, out = vm.run("nmimgrctl status")
     assert rc == 0 and "drift: none" in out, out
 
+    # set, live: the module takes it, status says the file differs; an
+    # invalid list changes nothing; set back
+    rc, out = vm.run("nmimgrctl set --drop 0x80")
+    assert rc == 0 and "policy in force: ignore= drop=128 panic=0" in out, out
+    rc, out = vm.run("nmimgrctl status")
+    assert rc == 1 and "drift: the loaded module does not follow" in out, out
+    rc, out = vm.run("nmimgrctl set --panic 5-3")
+    assert rc == 1 and "--panic: " in out and "nothing changed" in out, out
+    rc, out = vm.run("nmimgrctl set --drop '' && nmimgrctl status")
+    assert rc == 0 and "drift: none" in out, out
+
     # an edit of nmimgr.conf not applied: drift, and an image older than it
     vm.run("cp -p /etc/nmimgr.conf /root/nmimgr.conf && sleep 1 && "
            "echo 'drop = 0x80' >> /etc/nmimgr.conf", check=True)

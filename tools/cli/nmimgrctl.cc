@@ -11,6 +11,7 @@
 #include "doctor.h"
 #include "host.h"
 #include "prometheus.h"
+#include "set.h"
 #include "status.h"
 
 namespace po = boost::program_options;
@@ -25,7 +26,10 @@ constexpr const char* kUsage =
     "  status   the policy in force, counters, last event, and\n"
     "           /etc/nmimgr.conf against what is loaded\n"
     "  doctor   every condition a BMC-triggered dump depends on, each with\n"
-    "           its verdict, the evidence read and the fix\n";
+    "           its verdict, the evidence read and the fix\n"
+    "  set      a new policy (--panic, --drop, --ignore, --mask, --confirm,\n"
+    "           --dry-run): validated, applied live, with --persist written\n"
+    "           to nmimgr.conf and applied with nmimgr-load --apply\n";
 
 constexpr const char* kExit =
     "\nexit status:\n"
@@ -33,6 +37,9 @@ constexpr const char* kExit =
     "          nmimgr.conf invalid, or drift; 2 could not check\n"
     "  doctor: 0 ready; 1 not ready (a check failed); 2 could not check\n"
     "          (no check failed, one could not be made)\n"
+    "  set:    0 set; 1 invalid (nothing changed); 2 could not (not loaded\n"
+    "          without --persist, file not writable); 3 refused by the module\n"
+    "          or nmimgr-load (the policy in force is unchanged)\n"
     "  2 also for a usage error.\n";
 
 struct Options {
@@ -42,6 +49,7 @@ struct Options {
   std::string prometheus;
   bool json = false;
   bool no_mem_usage = false;
+  nmimgr::ctl::SetRequest set;
 };
 
 int Fail(const std::string& msg) {
@@ -68,6 +76,22 @@ int main(int argc, char** argv) {
                    "$NMIMGR_LOAD or the installed one)")(
       "no-mem-usage", po::bool_switch(&opts.no_mem_usage),
       "doctor: do not run makedumpfile --mem-usage for the dump size");
+  po::options_description setopts("set (what is not given keeps its value)");
+  setopts.add_options()("panic", po::value<std::string>(),
+                        "codes that panic: LIST")(
+      "drop", po::value<std::string>(), "codes claimed and counted: LIST")(
+      "ignore", po::value<std::string>(), "codes left to the kernel: LIST")(
+      "mask", po::value<std::string>(),
+      "bits of the byte that form the code (keeps 0xc0)")(
+      "confirm", po::value<std::string>(),
+      "0, 1 or MIN-MAX ms: panic on a second press")(
+      "dry-run", "log panic decisions, panic on nothing")("no-dry-run",
+                                                          "dry run off")(
+      "persist", po::bool_switch(&opts.set.persist),
+      "also write nmimgr.conf (atomically) and apply it with nmimgr-load "
+      "--apply")("config", po::value<std::string>(&opts.set.config),
+                 "the file (default /etc/nmimgr.conf)");
+  desc.add(setopts);
   po::options_description hidden;
   hidden.add_options()("command", po::value<std::string>(&opts.command));
   po::options_description all;
@@ -88,7 +112,8 @@ int main(int argc, char** argv) {
     std::cout << kUsage << "\n" << desc << kExit;
     return 0;
   }
-  if (opts.command != "status" && opts.command != "doctor") {
+  if (opts.command != "status" && opts.command != "doctor" &&
+      opts.command != "set") {
     std::cerr << "nmimgrctl: "
               << (opts.command.empty()
                       ? "no command given"
@@ -103,6 +128,30 @@ int main(int argc, char** argv) {
       return Fail("--root " + opts.root + ": no such directory");
     ctl::Metrics metrics;
     int status;
+    if (opts.command == "set") {
+      ctl::SetRequest& r = opts.set;
+      r.loader = opts.loader;
+      for (const char* key : {"panic", "drop", "ignore", "mask", "confirm"}) {
+        if (!vm.count(key)) continue;
+        std::string v = vm[key].as<std::string>();
+        std::string k = key;
+        (k == "panic"    ? r.panic
+         : k == "drop"   ? r.drop
+         : k == "ignore" ? r.ignore
+         : k == "mask"   ? r.mask
+                         : r.confirm) = v;
+      }
+      if (vm.count("dry-run") && vm.count("no-dry-run"))
+        return Fail("--dry-run and --no-dry-run exclude each other");
+      if (vm.count("dry-run")) r.dry_run = true;
+      if (vm.count("no-dry-run")) r.dry_run = false;
+      if (!r.panic && !r.drop && !r.ignore && !r.mask && !r.confirm &&
+          !r.dry_run)
+        return Fail(
+            "set: nothing to set (give --panic, --drop, --ignore, --mask, "
+            "--confirm or --dry-run)");
+      return ctl::RunSet(host, r, std::cout, std::cerr);
+    }
     if (opts.command == "status") {
       ctl::Status s = ctl::ReadStatus(host, opts.loader);
       if (opts.json)

@@ -28,6 +28,7 @@
 #include "kdump.h"
 #include "module_state.h"
 #include "prometheus.h"
+#include "set.h"
 #include "status.h"
 
 namespace ctl = nmimgr::ctl;
@@ -906,5 +907,116 @@ TEST_CASE("doctor reads the capture initramfs itself",
     const ctl::Finding& f = Find(Doctor(m), "capture-initramfs");
     CHECK(f.verdict == ctl::Verdict::kUnknown);
     CHECK_THAT(f.summary, Catch::Contains("squash-root.img"));
+  }
+}
+
+TEST_CASE(
+    "set composes the new policy from the one in force with the module's "
+    "grammar",
+    "[unit][ctl][set]") {
+  ctl::SetRequest r;
+  std::string error;
+  r.drop = "0x80";
+  CHECK(ctl::ComposePolicy(kPolicy, r, &error) ==
+        "ignore= drop=128 panic=0 mask=0xc0 dry_run=0 confirm=0");
+  r.dry_run = true;
+  r.confirm = "1";
+  CHECK(ctl::ComposePolicy(kPolicy, r, &error) ==
+        "ignore= drop=128 panic=0 mask=0xc0 dry_run=1 confirm=500-10000");
+  auto [field, value, says] =
+      GENERATE(table<std::string, std::string, std::string>({
+          {"panic", "5-3", "--panic: "},
+          {"drop", "300", "--drop: "},
+          {"ignore", "1,,2", "--ignore: "},
+          {"mask", "0x0f", "--mask: "},
+          {"confirm", "50-60", "--confirm: "},
+      }));
+  CAPTURE(field, value);
+  ctl::SetRequest bad;
+  (field == "panic"    ? bad.panic
+   : field == "drop"   ? bad.drop
+   : field == "ignore" ? bad.ignore
+   : field == "mask"   ? bad.mask
+                       : bad.confirm) = value;
+  CHECK_FALSE(ctl::ComposePolicy(kPolicy, bad, &error));
+  CHECK_THAT(error, Catch::StartsWith(says));
+}
+
+TEST_CASE(
+    "set --persist rewrites only the policy keys of nmimgr.conf, in place",
+    "[unit][ctl][set]") {
+  const std::string policy =
+      "ignore= drop=128 panic=0 mask=0xc0 dry_run=0 confirm=0";
+  const std::string block =
+      "# set by nmimgrctl set\nignore = \ndrop = 128\npanic = 0\nmask = 0xc0\n"
+      "dry_run = 0\nconfirm = 0\n";
+  CHECK(ctl::RewriteConfig("# admin\ntypes = unknown\npanic = 0\nconfirm = 0\n"
+                           "capture_extnmi = no\n",
+                           policy) ==
+        "# admin\ntypes = unknown\n" + block + "capture_extnmi = no\n");
+  CHECK(ctl::RewriteConfig(
+            "policy = panic=0;drop=1\n# panic = 7 (a comment stays)\n",
+            policy) == block + "# panic = 7 (a comment stays)\n");
+  CHECK(ctl::RewriteConfig("# nothing yet", policy) ==
+        "# nothing yet\n" + block);
+  // twice is once
+  std::string once = ctl::RewriteConfig("# a\npanic = 0\n", policy);
+  CHECK(ctl::RewriteConfig(once, policy) == once);
+}
+
+TEST_CASE("set applies live, or refuses and changes nothing",
+          "[unit][ctl][set]") {
+  FakeMachine m;
+  m.ReadyKdumpTools();
+  ctl::Host host(m.root());
+  ctl::SetRequest r;
+  r.loader = Loader();
+  std::ostringstream out, err;
+  auto param = [&]() {
+    return ctl::Host(m.root()).ReadLine("/sys/module/nmimgr/parameters/policy");
+  };
+  SECTION("live only: the module gets it, the file is said to differ") {
+    r.drop = "0x80";
+    CHECK(ctl::RunSet(host, r, out, err) == ctl::kSetOk);
+    CHECK(param() == "ignore= drop=128 panic=0 mask=0xc0 dry_run=0 confirm=0");
+    CHECK_THAT(out.str(), Catch::Contains("/etc/nmimgr.conf still says"));
+  }
+  SECTION("an invalid list changes nothing") {
+    r.panic = "5-3";
+    CHECK(ctl::RunSet(host, r, out, err) == ctl::kSetInvalid);
+    CHECK(param() == kPolicy);
+    CHECK_THAT(err.str(), Catch::Contains("--panic: ") &&
+                              Catch::Contains("nothing changed"));
+  }
+  SECTION("not loaded and not --persist: nothing to do, said so") {
+    m.Remove("/sys/module/nmimgr");
+    r.drop = "0x80";
+    CHECK(ctl::RunSet(host, r, out, err) == ctl::kSetCannot);
+    CHECK_THAT(err.str(), Catch::Contains("not loaded"));
+  }
+  SECTION(
+      "--persist: the file is rewritten atomically and nmimgr-load applies "
+      "it") {
+    ::setenv("NMIMGR_KDUMP_HELPER", "/bin/true", 1);
+    m.Write("/etc/nmimgr.conf",
+            "# the admin's comment\npanic = 0\ncapture_extnmi = no\n");
+    r.drop = "0x80";
+    r.persist = true;
+    r.config = "/etc/nmimgr.conf";
+    int rc = ctl::RunSet(host, r, out, err);
+    INFO(out.str() << err.str());
+    CHECK(rc == ctl::kSetOk);
+    std::string text = host.Read("/etc/nmimgr.conf").value_or("");
+    CHECK_THAT(text, Catch::StartsWith(
+                         "# the admin's comment\n# set by nmimgrctl set\n"));
+    CHECK_THAT(text, Catch::EndsWith("capture_extnmi = no\n"));
+    CHECK(param() == "ignore= drop=128 panic=0 mask=0xc0 dry_run=0 confirm=0");
+    CHECK(ctl::ReadStatus(host, Loader()).drift.empty());
+    // nothing but the file is left in /etc
+    CHECK(m.root() / "etc" / "nmimgr.conf" == m.Path("/etc/nmimgr.conf"));
+    for (const auto& e : fs::directory_iterator(m.Path("/etc")))
+      CHECK(e.path().filename().string().find("nmimgrctl") ==
+            std::string::npos);
+    ::unsetenv("NMIMGR_KDUMP_HELPER");
   }
 }
