@@ -196,6 +196,18 @@ def doctor(vm, *args):
     return rc, json.dumps(report, indent=1), {c["id"]: c for c in report["checks"]}
 
 
+def wait_guest_file(vm, path, text, timeout=120):
+    """Wait until the guest's PATH exists and holds TEXT."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rc, out = vm.run(f"cat {path}")
+        if rc == 0 and text in out:
+            return out
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{path} never held {text!r}: {out}")
+        time.sleep(1)
+
+
 def nmimgrctl_on_the_kdump_tools_server(vm, timings):
     """nmimgrctl doctor says ready on the installed server, then names the
     check each broken state this server can be put in fails, and says ready
@@ -230,6 +242,24 @@ def nmimgrctl_on_the_kdump_tools_server(vm, timings):
     assert rc == 1 and "--panic: " in out and "nothing changed" in out, out
     rc, out = vm.run("nmimgrctl set --drop '' && nmimgrctl status")
     assert rc == 0 and "drift: none" in out, out
+
+    # discover: a BMC NMI over QMP while it runs is dropped and reported,
+    # and SIGTERM ends it with the policy put back
+    _, policy = vm.run("cat /sys/module/nmimgr/parameters/policy", check=True)
+    vm.run("sh -c 'nmimgrctl discover > /root/discover.out 2>&1; echo $? > /root/discover.rc' "
+           "</dev/null >/dev/null 2>&1 &", check=True)
+    wait_guest_file(vm, "/root/discover.out", "press the BMC's NMI button now")
+    vm.inject_nmi()
+    wait_guest_file(vm, "/root/discover.out", "NMI 1: type=unknown raw=0x")
+    vm.run("for p in /proc/[0-9]*; do [ \"$(cat $p/comm 2>/dev/null)\" = nmimgrctl ] && "
+           "kill -TERM ${p#/proc/}; done; true", check=True)
+    wait_guest_file(vm, "/root/discover.rc", "")
+    _, out = vm.run("cat /root/discover.rc /root/discover.out", check=True)
+    assert out.startswith("0\n") and "stopped by Terminated" in out, out
+    assert "proposed: nmimgrctl set --panic 0x00 --persist" in out, out
+    assert "platform note qemu-kvm" in out, out
+    _, now = vm.run("cat /sys/module/nmimgr/parameters/policy", check=True)
+    assert now == policy and f"policy restored: {policy.strip()}" in out, out
 
     # an edit of nmimgr.conf not applied: drift, and an image older than it
     vm.run("cp -p /etc/nmimgr.conf /root/nmimgr.conf && sleep 1 && "

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "discover.h"
 #include "doctor.h"
 #include "host.h"
 #include "prometheus.h"
@@ -29,7 +30,10 @@ constexpr const char* kUsage =
     "           its verdict, the evidence read and the fix\n"
     "  set      a new policy (--panic, --drop, --ignore, --mask, --confirm,\n"
     "           --dry-run): validated, applied live, with --persist written\n"
-    "           to nmimgr.conf and applied with nmimgr-load --apply\n";
+    "           to nmimgr.conf and applied with nmimgr-load --apply\n"
+    "  discover while the BMC's NMI button is pressed: every NMI dropped and\n"
+    "           reported (type, raw byte, code, CPU), a policy proposed, the\n"
+    "           policy in force restored on every way out\n";
 
 constexpr const char* kExit =
     "\nexit status:\n"
@@ -40,7 +44,13 @@ constexpr const char* kExit =
     "  set:    0 set; 1 invalid (nothing changed); 2 could not (not loaded\n"
     "          without --persist, file not writable); 3 refused by the module\n"
     "          or nmimgr-load (the policy in force is unchanged)\n"
+    "  discover: 0 NMIs seen; 1 none seen; 2 could not start; 3 the policy\n"
+    "          could not be restored (nmimgr-load --apply restores it)\n"
     "  2 also for a usage error.\n";
+
+#ifndef NMIMGR_PLATFORMS_PATH
+#define NMIMGR_PLATFORMS_PATH "/usr/share/nmimgr/platforms.json"
+#endif
 
 struct Options {
   std::string command;
@@ -50,6 +60,7 @@ struct Options {
   bool json = false;
   bool no_mem_usage = false;
   nmimgr::ctl::SetRequest set;
+  nmimgr::ctl::DiscoverOptions discover;
 };
 
 int Fail(const std::string& msg) {
@@ -61,6 +72,7 @@ int Fail(const std::string& msg) {
 
 int main(int argc, char** argv) {
   Options opts;
+  opts.discover.platforms = NMIMGR_PLATFORMS_PATH;
   po::options_description desc("options");
   desc.add_options()("help,h", "show this help and exit")(
       "json,j", po::bool_switch(&opts.json),
@@ -92,6 +104,13 @@ int main(int argc, char** argv) {
       "--apply")("config", po::value<std::string>(&opts.set.config),
                  "the file (default /etc/nmimgr.conf)");
   desc.add(setopts);
+  po::options_description disc("discover");
+  disc.add_options()("duration", po::value<double>(&opts.discover.duration_s),
+                     "stop after SECONDS (default: at Ctrl-C or SIGTERM)")(
+      "count", po::value<unsigned>(&opts.discover.count), "stop after N NMIs")(
+      "platforms", po::value<std::string>(&opts.discover.platforms),
+      "the platform notes (default " NMIMGR_PLATFORMS_PATH ")");
+  desc.add(disc);
   po::options_description hidden;
   hidden.add_options()("command", po::value<std::string>(&opts.command));
   po::options_description all;
@@ -152,6 +171,8 @@ int main(int argc, char** argv) {
             "--confirm or --dry-run)");
       return ctl::RunSet(host, r, std::cout, std::cerr);
     }
+    if (opts.command == "discover")
+      return ctl::RunDiscover(host, opts.discover, std::cout, std::cerr);
     if (opts.command == "status") {
       ctl::Status s = ctl::ReadStatus(host, opts.loader);
       if (opts.json)

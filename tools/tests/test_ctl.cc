@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <lz4.h>
 #include <lzma.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -20,8 +21,10 @@
 #include <fstream>
 #include <functional>
 #include <sstream>
+#include <thread>
 
 #include "config.h"
+#include "discover.h"
 #include "doctor.h"
 #include "host.h"
 #include "initramfs.h"
@@ -1019,4 +1022,114 @@ TEST_CASE("set applies live, or refuses and changes nothing",
             std::string::npos);
     ::unsetenv("NMIMGR_KDUMP_HELPER");
   }
+}
+
+TEST_CASE("discover reads nmimgr's log lines for each NMI",
+          "[unit][ctl][discover]") {
+  auto [line, raw, code, type, cpu] =
+      GENERATE(table<std::string, unsigned, unsigned, std::string, unsigned>({
+          {"nmimgr: dropped NMI event 0x21 (33) type=unknown cpu=0 code=0x00",
+           0x21, 0, "unknown", 0},
+          {"nmimgr: dropped NMI event 0xa5 (165) type=serr cpu=3 code=0x80: "
+           "nmimgr panic in progress",
+           0xa5, 0x80, "serr", 3},
+          {"nmimgr: unmanaged NMI event 0x31 (49) type=unknown cpu=1 "
+           "code=0x00: list code 0 in "
+           "events_ignore, events_drop or events_panic",
+           0x31, 0, "unknown", 1},
+          {"nmimgr: dry run: would panic on NMI event 0x61 (97) type=iochk "
+           "cpu=0 mask=0xc0 code=0x40",
+           0x61, 0x40, "iochk", 0},
+      }));
+  CAPTURE(line);
+  std::optional<ctl::SeenNmi> n = ctl::ParseNmiLine(line);
+  REQUIRE(n);
+  CHECK(n->raw == raw);
+  CHECK(n->code == code);
+  CHECK(n->type == type);
+  CHECK(n->cpu == cpu);
+  CHECK_FALSE(ctl::ParseNmiLine("nmimgr: 42 NMI log lines suppressed"));
+}
+
+TEST_CASE(
+    "discover drops every NMI while it runs and restores the policy on every "
+    "way out",
+    "[unit][ctl][discover]") {
+  FakeMachine m;
+  m.ReadyKdumpTools();
+  m.Write("/sys/class/dmi/id/sys_vendor", "QEMU\n");
+  fs::create_directories(m.Path("/dev"));
+  REQUIRE(::mkfifo(m.Path("/dev/kmsg").c_str(), 0600) == 0);
+  ctl::Host host(m.root());
+  ctl::DiscoverOptions o;
+  o.platforms = std::string(NMIMGR_SOURCE_DIR) + "/data/platforms.json";
+  std::ostringstream out, err;
+  std::string during;
+  auto writer = [&](bool signal) {
+    int fd = ::open(m.Path("/dev/kmsg").c_str(), O_WRONLY);
+    during = ctl::Host(m.root())
+                 .ReadLine("/sys/module/nmimgr/parameters/policy")
+                 .value_or("");
+    const std::string records =
+        "6,100,5000,-;nmimgr: dropped NMI event 0x21 (33) type=unknown cpu=0 "
+        "code=0x00\n"
+        "6,101,5001,-;e1000: link up\n"
+        "6,102,9000,-;nmimgr: dropped NMI event 0x31 (49) type=unknown cpu=0 "
+        "code=0x00\n";
+    REQUIRE(::write(fd, records.data(), records.size()) ==
+            static_cast<ssize_t>(records.size()));
+    if (signal) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+      ::kill(::getpid(), SIGTERM);
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    }
+    ::close(fd);
+  };
+  SECTION("the log ends") {
+    std::thread t(writer, false);
+    int rc = ctl::RunDiscover(host, o, out, err);
+    t.join();
+    INFO(out.str() << err.str());
+    CHECK(rc == 0);
+    CHECK(during == "ignore= drop=0-255 panic= mask=0xc0 dry_run=1 confirm=0");
+    CHECK_THAT(
+        out.str(),
+        Catch::Contains("NMI 1: type=unknown raw=0x21 code=0x00 cpu=0\n") &&
+            Catch::Contains("NMI 2: type=unknown raw=0x31 code=0x00 cpu=0\n") &&
+            Catch::Contains("proposed: nmimgrctl set --panic 0x00 --persist") &&
+            Catch::Contains("platform note qemu-kvm"));
+    CHECK_THAT(out.str(), !Catch::Contains("NMI 3"));
+  }
+  SECTION("SIGTERM") {
+    std::thread t(writer, true);
+    int rc = ctl::RunDiscover(host, o, out, err);
+    t.join();
+    INFO(out.str() << err.str());
+    CHECK(rc == 0);
+    CHECK_THAT(out.str(), Catch::Contains("stopped by Terminated"));
+  }
+  SECTION("--count") {
+    o.count = 1;
+    std::thread t(writer, false);
+    int rc = ctl::RunDiscover(host, o, out, err);
+    t.join();
+    CHECK(rc == 0);
+    CHECK_THAT(out.str(),
+               Catch::Contains("NMI 1:") && !Catch::Contains("NMI 2:"));
+  }
+  CHECK(host.ReadLine("/sys/module/nmimgr/parameters/policy") == kPolicy);
+  CHECK_THAT(out.str(),
+             Catch::Contains(std::string("policy restored: ") + kPolicy));
+}
+
+TEST_CASE("discover without nmimgr loaded starts nothing",
+          "[unit][ctl][discover]") {
+  FakeMachine m;
+  m.ReadyKdumpTools();
+  m.Remove("/sys/module/nmimgr");
+  std::ostringstream out, err;
+  ctl::DiscoverOptions o;
+  o.duration_s = 0.1;
+  CHECK(ctl::RunDiscover(ctl::Host(m.root()), o, out, err) == 2);
+  CHECK_THAT(err.str(), Catch::Contains("not loaded"));
 }
