@@ -21,6 +21,8 @@ packages=(
 	python3 python3-pytest
 	# cross-checks and lint
 	libkdumpfile-dev python3-libkdumpfile shellcheck shfmt sparse
+	# the bash completions' test (tests/pipeline/completion_test.sh)
+	bash-completion
 	# pipeline tests: mkinitramfs and lsinitramfs (no kernel hooks)
 	initramfs-tools-core
 	# packages (packaging/, ctest -L packaging): debian/control's

@@ -43,6 +43,19 @@ expect_eq "systemd-analyze verify exits 0" "$rc" 0
 expect_eq "systemd-analyze verify says nothing (no unknown key, no missing program)" "$(cat verify.out)" ""
 exe=$(prop ExecStart | cut -d' ' -f1)
 if [ -x "$root$exe" ]; then pass "ExecStart names the installed program ($exe)"; else fail "ExecStart names the installed program ($exe)"; fi
+# nmimgrctl's metrics refresh: verified the same way; its timer is
+# installed, not enabled (debian/rules), and its commands are the
+# installed nmimgrctl
+set +e
+systemd-analyze verify --man=no --root="$root" "$unitdir/nmimgr-metrics.service" \
+	"$unitdir/nmimgr-metrics.timer" > verify-metrics.out 2>&1
+rc=$?
+set -e
+expect_eq "systemd-analyze verify of nmimgr-metrics.service and .timer exits 0" "$rc" 0
+expect_eq "it says nothing" "$(cat verify-metrics.out)" ""
+while read -r metrics_exe; do
+	if [ -x "$root$metrics_exe" ]; then pass "nmimgr-metrics runs the installed $metrics_exe"; else fail "nmimgr-metrics runs the installed $metrics_exe"; fi
+done < <(sed -n 's/^ExecStart=\([^ ]*\) .*/\1/p' "$root$unitdir/nmimgr-metrics.service")
 man=$(sed -n 's|^-- Installing: \(.*/man1/nmimgr-vmcore-check.1\)$|\1|p' install.log)
 if [ -n "$man" ] && [ -e "$man" ]; then pass "Documentation= man page is installed"; else fail "Documentation= man page is installed"; fi
 

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 # Every shell file in the tree through shellcheck and shfmt: git's files,
 # and new ones git does not ignore (not yet committed), with a .sh name or
-# a sh/bash/dash shebang, dracut's sourced hooks and drop-ins included
+# a sh/bash/dash shebang, dracut's sourced hooks and drop-ins and the bash
+# completions included
 # (debian/'s maintainer scripts by their shebang; debian/rules is make).
 # shfmt takes its settings from the top-level .editorconfig.
 # shellcheck source=tests/pipeline/lib.sh
@@ -15,7 +16,8 @@ while IFS= read -r f; do
 	[ -f "$f" ] || continue
 	case $f in
 	*.sh) files+=("$f") ;;
-	dracut/*.conf) files+=("$f") ;; # sourced by dracut's bash
+	dracut/*.conf) files+=("$f") ;;      # sourced by dracut's bash
+	tools/completion/*) files+=("$f") ;; # sourced by bash-completion
 	*) head -n 1 "$f" | grep -qE '^#!.*/(env )?(ba|da)?sh( |$)' && files+=("$f") ;;
 	esac
 done < <(git ls-files --cached --others --exclude-standard | grep -v -e '^fuzz/corpus/' -e '\.py$')
