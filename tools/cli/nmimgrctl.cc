@@ -5,6 +5,7 @@
 // library call, exit status out.
 #include <boost/program_options.hpp>
 #include <iostream>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -131,8 +132,9 @@ int main(int argc, char** argv) {
     std::cout << kUsage << "\n" << desc << kExit;
     return 0;
   }
-  if (opts.command != "status" && opts.command != "doctor" &&
-      opts.command != "set") {
+  static const std::set<std::string> kCommands = {"status", "doctor", "set",
+                                                  "discover"};
+  if (!kCommands.count(opts.command)) {
     std::cerr << "nmimgrctl: "
               << (opts.command.empty()
                       ? "no command given"
