@@ -340,7 +340,29 @@ class Doctor {
     std::optional<FileInfo> initrd;
     if (!kdump_.initrd.empty()) initrd = host_.Info(kdump_.initrd);
     uint64_t kernel = io.addresses ? io.kernel : 0;
-    uint64_t estimate = kernel + (initrd ? 3 * initrd->size : 0) + 16 * kMiB;
+    // the loaded modules the capture initramfs carries, at their size in
+    // /proc/modules (kdumpctl counts its hostonly module list the same way)
+    std::optional<uint64_t> modules;
+    if (const InitramfsListing* image = Image()) {
+      std::set<std::string> in_image;
+      for (const std::string& n : image->names) {
+        std::string base = n.substr(n.rfind('/') + 1);
+        size_t ko = base.find(".ko");
+        if (ko == std::string::npos) continue;
+        base.resize(ko);
+        std::replace(base.begin(), base.end(), '-', '_');
+        in_image.insert(base);
+      }
+      modules = 0;
+      for (const std::string& line :
+           Lines(host_.Read("/proc/modules").value_or(""))) {
+        std::vector<std::string> w = Words(line);
+        if (w.size() >= 2 && in_image.count(w[0]))
+          *modules += ParseU64(w[1]).value_or(0);
+      }
+    }
+    uint64_t estimate = kernel + (initrd ? 3 * initrd->size : 0) + 16 * kMiB +
+                        modules.value_or(0);
     uint64_t recommended = std::max(baseline, estimate);
     f.evidence.emplace_back(
         "system RAM",
@@ -355,7 +377,8 @@ class Doctor {
     f.evidence.emplace_back("runtime", "16 MiB");
     f.evidence.emplace_back(
         "modules",
-        "not counted (the capture initramfs' module list is not read yet)");
+        modules ? MiB(*modules) + " (loaded ones the capture initramfs holds)"
+                : "not counted (the capture initramfs could not be read)");
     f.evidence.emplace_back("recommended", MiB(recommended));
     if (reserved_ == 0) {
       f.verdict = Verdict::kFail;
@@ -491,18 +514,14 @@ class Doctor {
       return;
     }
     // what the capture kernel will really unpack
-    InitramfsListing image;
-    try {
-      image = ReadInitramfs(host_.Path(kdump_.initrd).string(),
-                            {"etc/nmimgr.conf"});
-    } catch (const InitramfsError& e) {
+    if (!Image()) {
       f.verdict = Verdict::kFail;
-      f.summary =
-          "the capture initramfs cannot be read: " + std::string(e.what());
+      f.summary = "the capture initramfs cannot be read: " + image_error_;
       f.fix = ReloadFix();
       in_image_ = false;
       return;
     }
+    const InitramfsListing& image = *image_;
     f.evidence.emplace_back("segments", Join(image.segments, " + "));
     f.evidence.emplace_back("entries", std::to_string(image.names.size()));
     if (image.inner_image) {
@@ -555,6 +574,25 @@ class Doctor {
     f.summary = kdump_.initrd +
                 " holds nmimgr.ko, nmimgr.conf as it is now and " +
                 "the capture-side loader, and is newer than both";
+  }
+
+  // The capture initramfs, read once (nullptr: none, or unreadable, with
+  // the reason in image_error_).
+  const InitramfsListing* Image() {
+    if (!image_read_) {
+      image_read_ = true;
+      if (kdump_.initrd.empty() || !host_.Exists(kdump_.initrd)) {
+        image_error_ = "no capture initramfs";
+      } else {
+        try {
+          image_ = ReadInitramfs(host_.Path(kdump_.initrd).string(),
+                                 {"etc/nmimgr.conf"});
+        } catch (const InitramfsError& e) {
+          image_error_ = e.what();
+        }
+      }
+    }
+    return image_ ? &*image_ : nullptr;
   }
 
   // The settings the image acts on that differ between TEXT (the image's
@@ -1023,6 +1061,9 @@ class Doctor {
   uint64_t reserved_ = 0;
   // capture-initramfs found nmimgr in the image (nullopt: not looked)
   std::optional<bool> in_image_;
+  bool image_read_ = false;
+  std::optional<InitramfsListing> image_;
+  std::string image_error_;
 };
 
 }  // namespace

@@ -882,6 +882,21 @@ TEST_CASE("doctor reads the capture initramfs itself",
       layer |= k == "layers" && v.find("nmimgr") != std::string::npos;
     CHECK_FALSE(layer);
   }
+  SECTION("crashkernel-size counts the loaded modules the image holds") {
+    std::vector<CpioEntry> e = m.CaptureImage("scripts/init-top/nmimgr");
+    e.push_back(
+        {std::string("usr/lib/modules/") + kKver + "/kernel/mlx5-core.ko.zst",
+         "z"});
+    rewrite(e);
+    m.Write("/proc/modules",
+            "mlx5_core 3145728 0 - Live 0x0000000000000000\n"
+            "nmimgr 16384 0 - Live 0x0000000000000000 (OE)\n"
+            "btrfs 1048576 0 - Live 0x0000000000000000\n");
+    std::string modules;
+    for (const auto& [k, v] : Find(Doctor(m), "crashkernel-size").evidence)
+      if (k == "modules") modules = v;
+    CHECK(modules == "3 MiB (loaded ones the capture initramfs holds)");
+  }
   SECTION("an image with an older nmimgr.conf fails, naming the settings") {
     rewrite(
         m.CaptureImage("scripts/init-top/nmimgr", "panic = 0\ndrop = 0x80\n"));
