@@ -27,6 +27,8 @@
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/atomic.h>
+#include <linux/cpu.h>
+#include <linux/cpumask.h>
 #include <linux/crash_dump.h>
 #include <linux/delay.h>
 #include <linux/fs.h>
@@ -41,11 +43,13 @@
 #include <linux/printk.h>
 #include <linux/random.h>
 #include <linux/rcupdate.h>
+#include <linux/sched.h>
 #include <linux/slab.h>
 #include <linux/smp.h>
 #include <linux/string.h>
 #include <linux/sysfs.h>
 #include <linux/timekeeping.h>
+#include <asm/apic.h>
 #include <asm/io.h>
 #include <asm/mach_traps.h>
 #include <asm/nmi.h>
@@ -127,6 +131,15 @@ static atomic_long_t action_count[NMIMGR_NR_ACTIONS];
 static atomic_long_t code_count[NMIMGR_NR_CODES];
 static atomic64_t last_event = ATOMIC64_INIT(0);
 
+/*
+ * The end-to-end test (/sys/kernel/nmimgr/test): the CPU a test NMI was
+ * sent to, plus one (0: none armed), and the action the handler took on
+ * it, plus one (0: not seen yet).  Writers hold test_lock.
+ */
+static atomic_t test_armed = ATOMIC_INIT(0);
+static atomic_t test_seen = ATOMIC_INIT(0);
+static DEFINE_MUTEX(test_lock);
+
 static struct {
 	atomic64_t begin_ns;	/* start of the current interval */
 	atomic_t printed;	/* lines printed in it */
@@ -207,7 +220,8 @@ static void port61_after_drop(unsigned int type, u8 reason)
 NOKPROBE_SYMBOL(port61_after_drop);
 
 static void fire_record(const struct nmimgr_policy *p, u8 raw,
-			unsigned int type, unsigned int cpu, u64 first_ns)
+			unsigned int type, unsigned int cpu, u64 first_ns,
+			bool test)
 {
 	struct nmimgr_record *r = &trigger_record;
 	int oops = READ_ONCE(oops_in_progress);
@@ -217,6 +231,8 @@ static void fire_record(const struct nmimgr_policy *p, u8 raw,
 		r->flags |= NMIMGR_RECORD_OOPS_UNDER_WAY;
 	if (first_ns)
 		r->flags |= NMIMGR_RECORD_CONFIRMED;
+	if (test)
+		r->flags |= NMIMGR_RECORD_TEST;
 	r->raw_code = raw;
 	r->masked_code = raw & p->mask;
 	r->event_mask = p->mask;
@@ -305,6 +321,9 @@ static int nmimgr_handle(unsigned int type, struct pt_regs *regs)
 	u8 raw = x86_platform.get_nmi_reason();
 	u8 code;
 	u64 first = 0;
+	/* the test's NMI: armed for this CPU, taken once */
+	bool test = atomic_read(&test_armed) == (int)cpu + 1 &&
+		    atomic_cmpxchg(&test_armed, cpu + 1, 0) == (int)cpu + 1;
 
 	st.latched = atomic_read(&panic_latch);
 	st.capture_kernel = capture_kernel;
@@ -317,6 +336,8 @@ static int nmimgr_handle(unsigned int type, struct pt_regs *regs)
 	if (a == NMIMGR_PANIC && atomic_cmpxchg(&panic_latch, 0, 1) != 0)
 		a = NMIMGR_LATCHED_DROP;
 	account(a, raw, type, cpu);
+	if (test)
+		atomic_set(&test_seen, a + 1);
 
 	switch (a) {
 	case NMIMGR_IGNORE:
@@ -352,12 +373,12 @@ static int nmimgr_handle(unsigned int type, struct pt_regs *regs)
 		port61_after_drop(type, raw);
 		break;
 	case NMIMGR_PANIC:
-		fire_record(p, raw, type, cpu, first);
+		fire_record(p, raw, type, cpu, first, test);
 		snprintf(panic_msg, sizeof(panic_msg),
-			 "nmimgr: panic on NMI event 0x%02x (%u) type=%s cpu=%u mask=0x%02x code=0x%02x record=%016llx%s",
+			 "nmimgr: panic on NMI event 0x%02x (%u) type=%s cpu=%u mask=0x%02x code=0x%02x record=%016llx%s%s",
 			 raw, raw, nmimgr_type_name(type), cpu, p->mask, code,
 			 (unsigned long long)trigger_record.nonce,
-			 first ? " confirmed" : "");
+			 first ? " confirmed" : "", test ? " test" : "");
 		nmi_panic(regs, panic_msg);
 		/* Only a CPU that was already in panic() gets here. */
 		record_panic_under_way();
@@ -839,8 +860,128 @@ truncated:
 
 static struct kobj_attribute stats_attr = __ATTR_RO(stats);
 
+/*
+ * /sys/kernel/nmimgr/record (root only): what binds a dump's record to this
+ * load, so that `nmimgrctl test` can tell its own dump on the next boot.
+ */
+static ssize_t record_show(struct kobject *kobj, struct kobj_attribute *attr,
+			   char *buf)
+{
+	return sysfs_emit(buf, "nonce %016llx\nphys 0x%llx\nfired %d\n",
+			  (unsigned long long)trigger_record.nonce,
+			  (unsigned long long)trigger_record.phys,
+			  !!(READ_ONCE(trigger_record.flags) &
+			     NMIMGR_RECORD_FIRED));
+}
+
+static struct kobj_attribute record_attr = __ATTR(record, 0400, record_show,
+						   NULL);
+
+/* --- the end-to-end test: /sys/kernel/nmimgr/test ------------------------ */
+
+#define TEST_WAIT_STEP_MS 10
+#define TEST_WAIT_STEPS 100	/* 1 s for the NMI to reach the handler */
+
+/*
+ * Send one NMI to another online CPU (this one when it is alone) through
+ * the local APIC in NMI delivery mode, as the kernel's own backtrace NMIs
+ * go, and wait until nmimgr's handler has taken it.  Returns the action
+ * plus one, 0 when the NMI never reached nmimgr (another NMI_LOCAL handler
+ * claimed it, or it was swallowed as a back-to-back NMI), or does not
+ * return at all: the policy panicked on it.
+ */
+static int test_send_one(unsigned int *target)
+{
+	int seen = 0, i;
+
+	cpus_read_lock();
+	*target = cpumask_any_but(cpu_online_mask, raw_smp_processor_id());
+	if (*target >= nr_cpu_ids)
+		*target = raw_smp_processor_id();
+	atomic_set(&test_seen, 0);
+	atomic_set(&test_armed, *target + 1);
+	apic->send_IPI_mask(cpumask_of(*target), NMI_VECTOR);
+	cpus_read_unlock();
+	for (i = 0; i < TEST_WAIT_STEPS; i++) {
+		seen = atomic_read(&test_seen);
+		if (seen)
+			break;
+		msleep(TEST_WAIT_STEP_MS);
+	}
+	atomic_set(&test_armed, 0);
+	/* re-read: the NMI may have taken the mark just before it was cleared */
+	return seen ? seen : atomic_read(&test_seen);
+}
+
+/*
+ * Writing "crash" starts the real NMI path on purpose: the NMI is decided
+ * with the policy in force like any other (with a confirmation window, a
+ * second NMI follows half way into it), and a record it fires carries
+ * NMIMGR_RECORD_TEST.  The write returns only when nothing panicked; when
+ * it returns without an error, the NMI reached nmimgr, which took the
+ * action that the log line and stats' last_event name.
+ */
+static ssize_t test_store(struct kobject *kobj, struct kobj_attribute *attr,
+			  const char *buf, size_t count)
+{
+	const struct nmimgr_policy *p;
+	unsigned int target = 0, gap_ms = 0;
+	int presses, i, seen = 0;
+	bool dry_run;
+
+	if (!sysfs_streq(buf, "crash")) {
+		pr_err("test: rejected \"%.16s\": write \"crash\" to send the test NMI\n",
+		       buf);
+		return -EINVAL;
+	}
+	if (capture_kernel || atomic_read(&panic_latch)) {
+		pr_err("test: refused: %s\n",
+		       capture_kernel ? "this is the capture kernel" :
+					"nmimgr is latched by a panic");
+		return -EBUSY;
+	}
+	if (!(registered & TYPE_BIT(NMIMGR_TYPE_UNKNOWN))) {
+		pr_err("test: refused: the test NMI is of type unknown, which types= leaves out\n");
+		return -EOPNOTSUPP;
+	}
+	if (!mutex_trylock(&test_lock))
+		return -EBUSY;
+	rcu_read_lock_sched();
+	p = rcu_dereference_sched(active_policy);
+	dry_run = p->dry_run;
+	if (p->confirm_min_ms)
+		gap_ms = p->confirm_min_ms +
+			 (p->confirm_max_ms - p->confirm_min_ms) / 2;
+	rcu_read_unlock_sched();
+	presses = gap_ms ? 2 : 1;
+	pr_warn("test: sending %d NMI%s%s (pid %d, %s)%s\n", presses,
+		presses > 1 ? "s" : "", presses > 1 ? " inside the confirm window" : "",
+		task_pid_nr(current), current->comm,
+		dry_run ? ", dry run: no panic" : "");
+	for (i = 0; i < presses; i++) {
+		if (i)
+			msleep(gap_ms);
+		seen = test_send_one(&target);
+		if (!seen)
+			break;
+	}
+	mutex_unlock(&test_lock);
+	if (!seen) {
+		pr_err("test: the NMI sent to CPU %u did not reach nmimgr (another NMI handler claimed it); nothing changed\n",
+		       target);
+		return -ETIMEDOUT;
+	}
+	pr_warn("test: NMI on CPU %u taken with action %s: no panic\n", target,
+		nmimgr_action_name(seen - 1));
+	return count;
+}
+
+static struct kobj_attribute test_attr = __ATTR_WO(test);
+
 static struct attribute *nmimgr_attrs[] = {
 	&stats_attr.attr,
+	&record_attr.attr,
+	&test_attr.attr,
 	NULL,
 };
 

@@ -107,6 +107,11 @@ typedef uint64_t nmimgr_u64;
 #define NMIMGR_RECORD_PANIC_UNDER_WAY (1u << 4)
 /* Fired on the confirming second NMI (confirm= window in force). */
 #define NMIMGR_RECORD_CONFIRMED (1u << 5)
+/*
+ * Fired on the NMI that a write of "crash" to /sys/kernel/nmimgr/test sent
+ * (nmimgrctl test): the real NMI path, started on purpose.
+ */
+#define NMIMGR_RECORD_TEST (1u << 6)
 
 /* NMI types as stored in the record and printed in messages. */
 #define NMIMGR_TYPE_UNKNOWN 1

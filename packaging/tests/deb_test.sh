@@ -126,6 +126,7 @@ dpkg-deb -c "$main" > "$NMIMGR_TEST_WORK/nmimgr.list"
 has "$NMIMGR_TEST_WORK/nmimgr.list" ./usr/sbin/nmimgr-load ./usr/sbin/nmimgr-kdump \
 	./usr/bin/nmimgr-vmcore-check ./lib/systemd/system/nmimgr.service \
 	./lib/systemd/system/nmimgr-annotate.service \
+	./lib/systemd/system/nmimgr-test-report.service \
 	./etc/nmimgr.conf ./etc/kdump/pre.d/50-nmimgr \
 	./usr/lib/dracut/modules.d/51nmimgr/module-setup.sh \
 	./usr/lib/dracut/modules.d/51nmimgr/nmimgr-load.sh \
@@ -149,6 +150,7 @@ fi
 script_has "$main" postinst "nmimgr-kdump install"
 script_has "$main" postinst "deb-systemd-helper enable 'nmimgr.service'"
 script_has "$main" postinst "deb-systemd-helper enable 'nmimgr-annotate.service'"
+script_has "$main" postinst "deb-systemd-helper enable 'nmimgr-test-report.service'"
 script_has "$main" prerm "nmimgr-kdump remove"
 script_has "$main" postrm "rm -rf /var/lib/nmimgr"
 script_has "$main" postrm "deb-systemd-helper purge "

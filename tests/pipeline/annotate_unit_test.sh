@@ -56,6 +56,29 @@ expect_eq "it says nothing" "$(cat verify-metrics.out)" ""
 while read -r metrics_exe; do
 	if [ -x "$root$metrics_exe" ]; then pass "nmimgr-metrics runs the installed $metrics_exe"; else fail "nmimgr-metrics runs the installed $metrics_exe"; fi
 done < <(sed -n 's/^ExecStart=\([^ ]*\) .*/\1/p' "$root$unitdir/nmimgr-metrics.service")
+# the metrics of the dumps: read-only on the crash directory, the dumps
+# the boot annotated taken from their nmimgr.json
+expect_match "nmimgr-metrics counts the dumps without writing into /var/crash" \
+	"$(sed -n 's/^ExecStart=//p' "$root$unitdir/nmimgr-metrics.service" | grep vmcore-check)" \
+	"/*/nmimgr-vmcore-check --new --quiet * --prometheus /var/lib/prometheus/node-exporter/nmimgr-dumps.prom /var/crash"
+expect_eq "and may write its textfile directory only" \
+	"$(sed -n 's/^ReadWritePaths=//p' "$root$unitdir/nmimgr-metrics.service")" /var/lib/prometheus/node-exporter
+# nmimgrctl test's report on the boot after the test: verified, skipped
+# without a pending test, never in the boot's way, writing only its state
+report=$root$unitdir/nmimgr-test-report.service
+set +e
+systemd-analyze verify --man=no --root="$root" "$unitdir/nmimgr-test-report.service" > verify-report.out 2>&1
+rc=$?
+set -e
+expect_eq "systemd-analyze verify of nmimgr-test-report.service exits 0" "$rc" 0
+expect_eq "it says nothing" "$(cat verify-report.out)" ""
+report_exe=$(sed -n 's/^ExecStart=\([^ ]*\) .*/\1/p' "$report")
+if [ -x "$root$report_exe" ]; then pass "nmimgr-test-report runs the installed $report_exe"; else fail "nmimgr-test-report runs the installed $report_exe"; fi
+expect_eq "it runs nmimgrctl test --report --journal" "$(sed -n 's/^ExecStart=[^ ]* //p' "$report")" "test --report --journal"
+expect_eq "skipped unless a test is pending" "$(sed -n 's/^ConditionPathExists=//p' "$report")" /var/lib/nmimgr/test.json
+expect_eq "Type=exec" "$(sed -n 's/^Type=//p' "$report")" exec
+expect_eq "writes only nmimgr's state" "$(sed -n 's/^ReadWritePaths=//p' "$report")" /var/lib/nmimgr
+expect_eq "a bad dump (exit 1) is a finding" "$(sed -n 's/^SuccessExitStatus=//p' "$report")" 1
 man=$(sed -n 's|^-- Installing: \(.*/man1/nmimgr-vmcore-check.1\)$|\1|p' install.log)
 if [ -n "$man" ] && [ -e "$man" ]; then pass "Documentation= man page is installed"; else fail "Documentation= man page is installed"; fi
 

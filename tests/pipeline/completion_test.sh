@@ -28,12 +28,15 @@ complete_line() {
 		[ ${#COMPREPLY[@]} -eq 0 ] || printf "%s\n" "${COMPREPLY[@]}" | sort | tr "\n" " "
 	' complete "$bc" "$NMIMGR_SOURCE_DIR" "$1"
 }
-expect_eq "nmimgrctl's commands" "$(complete_line 'nmimgrctl ')" "--help discover doctor set status "
+expect_eq "nmimgrctl's commands" "$(complete_line 'nmimgrctl ')" "--help discover doctor set status test "
 expect_eq "a command from its start" "$(complete_line 'nmimgrctl di')" "discover "
 expect_eq "set's options" "$(complete_line 'nmimgrctl set --p')" "--panic --persist --prometheus "
 expect_eq "doctor's own option" "$(complete_line 'nmimgrctl doctor --no')" "--no-mem-usage "
 expect_eq "no value offered for a code list" "$(complete_line 'nmimgrctl set --panic ')" ""
 expect_eq "a file for --prometheus" "$(complete_line 'nmimgrctl status --prometheus dump')" "dump.202612040000 "
 expect_eq "nmimgr-vmcore-check's options" "$(complete_line 'nmimgr-vmcore-check --j')" "--journal --json "
+expect_eq "test's options" "$(complete_line 'nmimgrctl test --')" \
+	"--help --journal --loader --no-mem-usage --report --root --yes-crash-this-machine "
+expect_eq "nmimgr-vmcore-check's metrics file" "$(complete_line 'nmimgr-vmcore-check --prometheus dump')" "dump.202612040000 "
 expect_eq "nmimgr-vmcore-check's paths" "$(complete_line 'nmimgr-vmcore-check dump')" "dump.202612040000 "
 finish

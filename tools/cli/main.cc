@@ -78,6 +78,9 @@ int main(int argc, char** argv) {
       "one line per dump (path, verdict, reasons, trigger, annotation), "
       "prefixed with its sd-daemon(3) priority: <6> complete, <4> "
       "incomplete or corrupt, <3> error")(
+      "prometheus", po::value<std::string>(&opts.prometheus),
+      "also write node_exporter textfile metrics of the dumps to FILE "
+      "(atomically; with --new, skipped dumps count as annotated)")(
       "threads", po::value<std::string>(&threads),
       "threads for page decoding, 1 to 256 (default: all cores, at most "
       "256)")("verbose,v", "log what is being done to stderr");

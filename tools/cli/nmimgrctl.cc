@@ -4,6 +4,7 @@
 // button is pressed?  A thin main: a command and its options in, one
 // library call, exit status out.
 #include <boost/program_options.hpp>
+#include <cstdlib>
 #include <iostream>
 #include <set>
 #include <string>
@@ -15,6 +16,7 @@
 #include "prometheus.h"
 #include "set.h"
 #include "status.h"
+#include "test.h"
 
 namespace po = boost::program_options;
 namespace ctl = nmimgr::ctl;
@@ -34,7 +36,10 @@ constexpr const char* kUsage =
     "           to nmimgr.conf and applied with nmimgr-load --apply\n"
     "  discover while the BMC's NMI button is pressed: every NMI dropped and\n"
     "           reported (type, raw byte, code, CPU), a policy proposed, the\n"
-    "           policy in force restored on every way out\n";
+    "           policy in force restored on every way out\n"
+    "  test     crash this machine through the real NMI path (nmimgr's own\n"
+    "           trigger) once doctor finds it ready; --report on the next\n"
+    "           boot gives the dump's verdict and trigger\n";
 
 constexpr const char* kExit =
     "\nexit status:\n"
@@ -47,7 +52,15 @@ constexpr const char* kExit =
     "          or nmimgr-load (the policy in force is unchanged)\n"
     "  discover: 0 NMIs seen; 1 none seen; 2 could not start; 3 the policy\n"
     "          could not be restored (nmimgr-load --apply restores it)\n"
+    "  test:   1 refused (no --yes-crash-this-machine, not ready); 2 could\n"
+    "          not (not loaded, no trigger); 3 the NMI did not crash the\n"
+    "          machine; --report: 0 the test's dump is complete, 1 missing,\n"
+    "          incomplete or not the test's, 2 no test pending\n"
     "  2 also for a usage error.\n";
+
+#ifndef NMIMGR_VMCORE_CHECK_PATH
+#define NMIMGR_VMCORE_CHECK_PATH "/usr/bin/nmimgr-vmcore-check"
+#endif
 
 #ifndef NMIMGR_PLATFORMS_PATH
 #define NMIMGR_PLATFORMS_PATH "/usr/share/nmimgr/platforms.json"
@@ -62,6 +75,7 @@ struct Options {
   bool no_mem_usage = false;
   nmimgr::ctl::SetRequest set;
   nmimgr::ctl::DiscoverOptions discover;
+  nmimgr::ctl::TestOptions test;
 };
 
 int Fail(const std::string& msg) {
@@ -112,6 +126,15 @@ int main(int argc, char** argv) {
       "platforms", po::value<std::string>(&opts.discover.platforms),
       "the platform notes (default " NMIMGR_PLATFORMS_PATH ")");
   desc.add(disc);
+  po::options_description testopts("test");
+  testopts.add_options()(
+      "yes-crash-this-machine", po::bool_switch(&opts.test.yes),
+      "really crash it (without: print the plan, run doctor, refuse)")(
+      "report", po::bool_switch(&opts.test.report),
+      "after the reboot: the verdict and trigger of the test's dump")(
+      "journal", po::bool_switch(&opts.test.journal),
+      "--report as one line with its sd-daemon(3) priority");
+  desc.add(testopts);
   po::options_description hidden;
   hidden.add_options()("command", po::value<std::string>(&opts.command));
   po::options_description all;
@@ -133,7 +156,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   static const std::set<std::string> kCommands = {"status", "doctor", "set",
-                                                  "discover"};
+                                                  "discover", "test"};
   if (!kCommands.count(opts.command)) {
     std::cerr << "nmimgrctl: "
               << (opts.command.empty()
@@ -147,7 +170,7 @@ int main(int argc, char** argv) {
     ctl::Host host(opts.root);
     if (!host.Exists("/"))
       return Fail("--root " + opts.root + ": no such directory");
-    ctl::Metrics metrics;
+    nmimgr::metrics::Metrics metrics;
     int status;
     if (opts.command == "set") {
       ctl::SetRequest& r = opts.set;
@@ -173,6 +196,21 @@ int main(int argc, char** argv) {
             "--confirm or --dry-run)");
       return ctl::RunSet(host, r, std::cout, std::cerr);
     }
+    if (opts.command == "test") {
+      if (opts.json || !opts.prometheus.empty())
+        return Fail(
+            "test: --json and --prometheus are not test's (--report "
+            "--journal logs one line)");
+      if (opts.test.yes && opts.test.report)
+        return Fail("--yes-crash-this-machine and --report exclude each other");
+      if (opts.test.journal && !opts.test.report)
+        return Fail("--journal goes with --report");
+      opts.test.loader = opts.loader;
+      opts.test.mem_usage = !opts.no_mem_usage;
+      const char* vc = std::getenv("NMIMGR_VMCORE_CHECK");
+      opts.test.vmcore_check = vc && *vc ? vc : NMIMGR_VMCORE_CHECK_PATH;
+      return ctl::RunTest(host, opts.test, std::cout, std::cerr);
+    }
     if (opts.command == "discover")
       return ctl::RunDiscover(host, opts.discover, std::cout, std::cerr);
     if (opts.command == "status") {
@@ -196,7 +234,7 @@ int main(int argc, char** argv) {
       status = r.ExitStatus();
     }
     if (!opts.prometheus.empty())
-      ctl::WriteFileAtomically(opts.prometheus, metrics.Text());
+      nmimgr::metrics::WriteFileAtomically(opts.prometheus, metrics.Text());
     return status;
   } catch (const std::exception& e) {
     return Fail(e.what());

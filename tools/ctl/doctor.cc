@@ -1121,7 +1121,7 @@ nlohmann::json DoctorJson(const DoctorReport& r) {
           {"checks", checks}};
 }
 
-void AddDoctorMetrics(const DoctorReport& r, Metrics& metrics) {
+void AddDoctorMetrics(const DoctorReport& r, metrics::Metrics& metrics) {
   metrics.Add("nmimgr_doctor_ready", "gauge",
               "1 if every condition of a BMC-triggered dump holds (nmimgrctl "
               "doctor exit 0)",

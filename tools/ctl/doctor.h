@@ -49,7 +49,7 @@ DoctorReport RunDoctor(const Host& host, const DoctorOptions& opts);
 
 void PrintDoctor(const DoctorReport& r, std::ostream& out);
 nlohmann::json DoctorJson(const DoctorReport& r);  // nmimgrctl-doctor/1
-void AddDoctorMetrics(const DoctorReport& r, Metrics& metrics);
+void AddDoctorMetrics(const DoctorReport& r, metrics::Metrics& metrics);
 
 // kdumpctl's recommendation for the crash kernel reservation on a machine
 // with SYSTEM_RAM bytes (kdump_get_arch_recommend_crashkernel, x86_64:

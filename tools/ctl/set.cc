@@ -169,7 +169,7 @@ int RunSet(const Host& host, const SetRequest& req, std::ostream& out,
   std::string next = RewriteConfig(text, *policy);
   const std::string real = host.Path(req.config).string();
   const std::string candidate = real + ".nmimgrctl-new";
-  WriteFileAtomically(candidate, next);
+  metrics::WriteFileAtomically(candidate, next);
   Config check = ReadConfig(Host("/"), req.loader, candidate);
   if (!check.valid || check.Get("policy") != *policy) {
     ::unlink(candidate.c_str());

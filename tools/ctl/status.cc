@@ -197,7 +197,7 @@ nlohmann::json StatusJson(const Status& s) {
   return j;
 }
 
-void AddStatusMetrics(const Status& s, Metrics& metrics) {
+void AddStatusMetrics(const Status& s, metrics::Metrics& metrics) {
   const ModuleState& m = s.module;
   metrics.Add("nmimgr_module_loaded", "gauge", "1 if nmimgr.ko is loaded", {},
               m.loaded);

@@ -39,7 +39,7 @@ std::vector<Drift> CompareConfig(const Config& config, const ModuleState& m);
 
 void PrintStatus(const Status& s, std::ostream& out);
 nlohmann::json StatusJson(const Status& s);  // schema nmimgrctl-status/1
-void AddStatusMetrics(const Status& s, Metrics& metrics);
+void AddStatusMetrics(const Status& s, metrics::Metrics& metrics);
 
 }  // namespace nmimgr::ctl
 

@@ -11,8 +11,10 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <set>
 
 #include "checked.h"
+#include "dump_metrics.h"
 #include "flattened.h"
 #include "kdump_reader.h"
 #include "kernel_log.h"
@@ -376,6 +378,7 @@ int Run(const Options& opts, std::ostream& out, std::ostream& err) {
     status = 2;
   }
   size_t skipped = 0;
+  std::vector<DumpSummary> summaries;  // for --prometheus
   if (opts.only_new) {
     // Newness is a directory's: it has one nmimgr.json for all its dumps.
     std::map<std::string, std::vector<const DumpSet*>> by_dir;
@@ -383,16 +386,22 @@ int Run(const Options& opts, std::ostream& out, std::ostream& err) {
     std::map<std::string, std::string> why;
     for (const auto& [dir, sets] : by_dir) why[dir] = WhyNew(dir, sets);
     std::vector<DumpSet> fresh;
+    std::set<std::string> skipped_dirs;
     for (DumpSet& set : disc.dumps) {
       if (why[set.dir].empty()) {
         spdlog::debug("{}: annotation is current, skipped", set.dir);
         ++skipped;
+        skipped_dirs.insert(set.dir);
         continue;
       }
       spdlog::debug("{}: new: {}", set.dir, why[set.dir]);
       fresh.push_back(std::move(set));
     }
     disc.dumps = std::move(fresh);
+    if (!opts.prometheus.empty())
+      for (const std::string& dir : skipped_dirs)
+        for (DumpSummary& d : SummariesFromAnnotation(dir))
+          summaries.push_back(std::move(d));
   }
   std::vector<DumpResult> results;
   for (const DumpSet& set : disc.dumps) {
@@ -433,6 +442,19 @@ int Run(const Options& opts, std::ostream& out, std::ostream& err) {
         annotation[dir] = "failed";
         status = 2;
       }
+    }
+  }
+  if (!opts.prometheus.empty()) {
+    size_t errors = disc.errors.size();
+    for (const auto& [dir, what] : annotation) errors += what == "failed";
+    for (const DumpResult& r : results) summaries.push_back(Summarize(r));
+    metrics::Metrics m;
+    AddDumpMetrics(summaries, errors, m);
+    try {
+      metrics::WriteFileAtomically(opts.prometheus, m.Text());
+    } catch (const metrics::WriteError& e) {
+      err << err_prefix << TerminalText(e.what()) << "\n";
+      status = 2;
     }
   }
   if (opts.journal) {

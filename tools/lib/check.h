@@ -148,6 +148,9 @@ struct Options {
   // (WhyNew); the others are neither checked nor reported.
   bool only_new = false;
   bool journal = false;  // one JournalLine per dump instead of the table
+  // Also write node_exporter metrics of every dump found here (dumps that
+  // only_new skips count as their current annotation says).
+  std::string prometheus;
   CheckOptions check;
 };
 

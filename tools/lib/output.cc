@@ -81,6 +81,7 @@ json RecordJson(const TriggerRecord& r) {
       {"oops_under_way", r.oops_under_way()},
       {"panic_under_way", r.panic_under_way()},
       {"confirmed", r.confirmed()},
+      {"test", r.test()},
       {"nmis", r.nmis},
       {"dropped", r.dropped},
       {"ignored", r.ignored},
@@ -129,6 +130,8 @@ json TriggerJson(const TriggerReport& t) {
   j["nmimgr"] = t.nmimgr();
   j["triggered_by_nmimgr"] = t.nmimgr() && !t.during_other_panic;
   j["during_other_panic"] = t.during_other_panic;
+  // the NMI nmimgrctl test sent (record flag, or " test" on the panic line)
+  j["test"] = rec ? rec->test() : (t.line && t.line->test);
   if (rec) {
     j["source"] = "record";
     j["raw_code"] = Code(rec->raw_code);
@@ -188,7 +191,8 @@ json TriggerJson(const TriggerReport& t) {
         {"cpu", t.line->cpu},
         {"code", t.line->code ? Code(*t.line->code) : json(nullptr)},
         {"record", t.line->nonce ? json(Hex64(*t.line->nonce)) : json(nullptr)},
-        {"confirmed", t.line->confirmed}};
+        {"confirmed", t.line->confirmed},
+        {"test", t.line->test}};
     if (rec && (rec->raw_code != t.line->raw_code || rec->cpu != t.line->cpu))
       j["panic_line"]["disagrees_with_record"] = true;
   } else {
@@ -215,12 +219,14 @@ std::string TriggerCell(const TriggerReport& t) {
                     nmimgr_type_name(rec->nmi_type), rec->cpu, rec->version,
                     rec->bound() ? "bound" : "not bound");
     if (rec->confirmed()) what += ", confirmed";
+    if (rec->test()) what += ", test";
     if (rec->oops_under_way()) what += ", oops under way";
     what += ")";
   } else if (t.line) {
-    what = fmt::format("nmimgr {:#04x} {} cpu{} ({}{})", t.line->raw_code,
+    what = fmt::format("nmimgr {:#04x} {} cpu{} ({}{}{})", t.line->raw_code,
                        t.line->nmi_type, t.line->cpu, t.line_source,
-                       t.line->confirmed ? ", confirmed" : "");
+                       t.line->confirmed ? ", confirmed" : "",
+                       t.line->test ? ", test" : "");
   }
   if (t.during_other_panic) {
     std::string cell = "nmimgr fired during another panic";
@@ -263,6 +269,10 @@ std::vector<std::string> TriggerNotes(const TriggerReport& t) {
           rec->oops_depth));
     if (rec->confirmed())
       notes.push_back("the panic was confirmed by a second NMI");
+    if (rec->test())
+      notes.push_back(
+          "the NMI was nmimgrctl test's (sent through "
+          "/sys/kernel/nmimgr/test), not a button or a fault");
   }
   return notes;
 }
@@ -274,19 +284,21 @@ std::string JournalTrigger(const DumpResult& r) {
   const TriggerRecord* rec = t.record();
   if (rec || t.line) {
     const bool confirmed = rec ? rec->confirmed() : t.line->confirmed;
+    const bool test = rec ? rec->test() : t.line->test;
     std::string what =
         rec ? fmt::format(
-                  "nmimgr event {:#04x} action panic{} (raw {:#04x}, "
+                  "nmimgr event {:#04x} action panic{}{} (raw {:#04x}, "
                   "{}, cpu {}, record v{} {})",
                   rec->masked_code, confirmed ? " confirmed" : "",
-                  rec->raw_code, nmimgr_type_name(rec->nmi_type), rec->cpu,
-                  rec->version, rec->bound() ? "bound" : "not bound")
+                  test ? " test" : "", rec->raw_code,
+                  nmimgr_type_name(rec->nmi_type), rec->cpu, rec->version,
+                  rec->bound() ? "bound" : "not bound")
             : fmt::format(
-                  "nmimgr event {:#04x} action panic{} (raw {:#04x}, "
+                  "nmimgr event {:#04x} action panic{}{} (raw {:#04x}, "
                   "{}, cpu {}, kernel log {})",
                   t.line->masked_code, confirmed ? " confirmed" : "",
-                  t.line->raw_code, t.line->nmi_type, t.line->cpu,
-                  t.line_source);
+                  test ? " test" : "", t.line->raw_code, t.line->nmi_type,
+                  t.line->cpu, t.line_source);
     if (t.during_other_panic) {
       what += ", during another panic";
       if (t.panic_message) what += ": " + t.panic_message->substr(0, 60);

@@ -85,6 +85,9 @@ bool TriggerRecord::panic_under_way() const {
 bool TriggerRecord::confirmed() const {
   return version == NMIMGR_RECORD_VERSION && (flags & NMIMGR_RECORD_CONFIRMED);
 }
+bool TriggerRecord::test() const {
+  return version == NMIMGR_RECORD_VERSION && (flags & NMIMGR_RECORD_TEST);
+}
 
 std::optional<TriggerRecord> ParseRecord(std::span<const uint8_t> bytes) {
   // Magic, version and size: enough to know how long the record is.
@@ -180,7 +183,8 @@ std::optional<PanicLine> ParsePanicLine(std::string_view s) {
     }
   }
   p.masked_code = p.mask ? (p.raw_code & *p.mask) : p.raw_code;
-  // The version 2 form goes on: code=, record= and maybe " confirmed".
+  // The version 2 form goes on: code=, record=, maybe " confirmed", maybe
+  // " test".
   unsigned code = 0;
   uint64_t nonce = 0;
   if (p.mask && Eat(s, " code=0x") && hex(2, code)) {
@@ -189,6 +193,7 @@ std::optional<PanicLine> ParsePanicLine(std::string_view s) {
     if (Eat(s, " record=") && hex(16, nonce)) {
       p.nonce = nonce;
       p.confirmed = Eat(s, " confirmed");
+      p.test = Eat(s, " test");
     }
   }
   return p;
@@ -203,6 +208,7 @@ std::string FormatPanicLine(const PanicLine& p) {
     s += fmt::format(" code=0x{:02x}", *p.code);
     if (p.nonce) s += fmt::format(" record={:016x}", *p.nonce);
     if (p.nonce && p.confirmed) s += " confirmed";
+    if (p.nonce && p.test) s += " test";
   }
   return s;
 }

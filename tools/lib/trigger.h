@@ -92,6 +92,7 @@ struct TriggerRecord {
   bool oops_under_way() const;
   bool panic_under_way() const;
   bool confirmed() const;
+  bool test() const;  // sent by nmimgrctl test (/sys/kernel/nmimgr/test)
 };
 
 // Checks magic, version (2 or 1), size (128 or 96), the FIRED flag and the
@@ -116,6 +117,7 @@ struct PanicLine {
   std::optional<uint8_t> code;    // code=, the new form
   std::optional<uint64_t> nonce;  // record=
   bool confirmed = false;
+  bool test = false;  // " test": the NMI nmimgrctl test sent
 };
 
 // Parses the line at the start of `text` (which begins with "nmimgr: panic

@@ -148,6 +148,7 @@ TEST_CASE("binds records to the dump, and never names a rejected one",
     kOtherPanic,
     kSuspended,
     kConfirmedOops,
+    kTest,
   };
   using Row =
       std::tuple<const char*, Kind, bool, std::string, bool, std::string>;
@@ -174,12 +175,15 @@ TEST_CASE("binds records to the dump, and never names a rejected one",
               kSuspended, true, "", false, "record"},
           Row{"a confirmed record fired during an oops", kConfirmedOops, true,
               "", false, "record"},
+          Row{"the record of nmimgrctl test's NMI", kTest, true, "", false,
+              "record"},
       }));
   CAPTURE(what);
   DumpSpec spec =
       CrashSpec(kind == kOtherPanic      ? "sysrq triggered crash"
                 : kind == kNonceMismatch ? NmimgrPanic(0xfeedfacecafebeefull)
                 : kind == kConfirmedOops ? NmimgrPanic(kNonce, true)
+                : kind == kTest          ? NmimgrPanic() + " test"
                                          : NmimgrPanic());
   RecordSpec rs;
   switch (kind) {
@@ -204,6 +208,9 @@ TEST_CASE("binds records to the dump, and never names a rejected one",
     case kConfirmedOops:
       rs.flags |= NMIMGR_RECORD_CONFIRMED | NMIMGR_RECORD_OOPS_UNDER_WAY;
       rs.oops_depth = 1;
+      break;
+    case kTest:
+      rs.flags |= NMIMGR_RECORD_TEST;
       break;
     default:
       break;
@@ -254,6 +261,12 @@ TEST_CASE("binds records to the dump, and never names a rejected one",
     CHECK(j["record"]["oops_under_way"] == true);
     CHECK(j["panic_line"]["confirmed"] == true);
     CHECK(table.find("confirmed, oops under way") != std::string::npos);
+  }
+  CHECK(j["test"] == (kind == kTest));
+  if (chosen) CHECK(j["record"]["test"] == (kind == kTest));
+  if (kind == kTest) {
+    CHECK(j["panic_line"]["test"] == true);
+    CHECK(table.find("bound, test)") != std::string::npos);
   }
 }
 
@@ -468,6 +481,32 @@ TEST_CASE("parses the version 2 panic line: code=, record= and confirmed",
   CHECK(again->nonce == p->nonce);
   CHECK(again->code == p->code);
   CHECK(again->confirmed == p->confirmed);
+}
+
+TEST_CASE("the panic line of nmimgrctl test's NMI ends in \" test\"",
+          "[unit][trigger]") {
+  const std::string base =
+      "nmimgr: panic on NMI event 0x21 (33) type=unknown cpu=1 mask=0xc0 "
+      "code=0x00 record=0123456789abcdef";
+  using Row = std::tuple<std::string, bool, bool>;
+  auto [tail, confirmed, test] = GENERATE(table<std::string, bool, bool>({
+      Row{"", false, false},
+      Row{" test", false, true},
+      Row{" confirmed test", true, true},
+      Row{" confirmed", true, false},
+      // " test" before " confirmed" is not a form the module writes
+      Row{" test confirmed", false, true},
+  }));
+  CAPTURE(tail);
+  auto p = v::ParsePanicLine(base + tail);
+  REQUIRE(p);
+  CHECK(p->confirmed == confirmed);
+  CHECK(p->test == test);
+  auto again = v::ParsePanicLine(v::FormatPanicLine(*p));
+  REQUIRE(again);
+  CHECK(again->test == test);
+  CHECK(again->confirmed == confirmed);
+  CHECK(v::FormatPanicLine(*again) == v::FormatPanicLine(*p));
 }
 
 TEST_CASE("finds the largest timestamp of a saved kernel log",

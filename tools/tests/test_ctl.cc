@@ -7,6 +7,7 @@
 // Boot) and a Fedora kdumpctl layout.
 #include <bzlib.h>
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <lz4.h>
 #include <lzma.h>
 #include <signal.h>
@@ -23,6 +24,7 @@
 #include <sstream>
 #include <thread>
 
+#include "codec.h"
 #include "config.h"
 #include "discover.h"
 #include "doctor.h"
@@ -33,6 +35,8 @@
 #include "prometheus.h"
 #include "set.h"
 #include "status.h"
+#include "test.h"
+#include "test_support.h"
 
 namespace ctl = nmimgr::ctl;
 namespace fs = std::filesystem;
@@ -722,7 +726,7 @@ TEST_CASE(
   FakeMachine m;
   m.ReadyKdumpTools();
   ctl::Host host(m.root());
-  ctl::Metrics metrics;
+  nmimgr::metrics::Metrics metrics;
   ctl::AddStatusMetrics(ctl::ReadStatus(host, Loader()), metrics);
   ctl::AddDoctorMetrics(Doctor(m), metrics);
   std::string text = metrics.Text();
@@ -758,8 +762,8 @@ TEST_CASE(
 
   const fs::path out = m.Path("/var/lib/node_exporter/nmimgr.prom");
   fs::create_directories(out.parent_path());
-  ctl::WriteFileAtomically(out.string(), "old\n");
-  ctl::WriteFileAtomically(out.string(), text);
+  nmimgr::metrics::WriteFileAtomically(out.string(), "old\n");
+  nmimgr::metrics::WriteFileAtomically(out.string(), text);
   std::ifstream in(out);
   std::string back((std::istreambuf_iterator<char>(in)), {});
   CHECK(back == text);
@@ -767,9 +771,9 @@ TEST_CASE(
                       fs::directory_iterator()) == 1);
   SECTION(
       "a directory that cannot be written keeps the old file and says why") {
-    CHECK_THROWS_WITH(
-        ctl::WriteFileAtomically(m.Path("/nonexistent/x.prom").string(), text),
-        Catch::Contains("writing"));
+    CHECK_THROWS_WITH(nmimgr::metrics::WriteFileAtomically(
+                          m.Path("/nonexistent/x.prom").string(), text),
+                      Catch::Contains("writing"));
   }
 }
 
@@ -1147,4 +1151,300 @@ TEST_CASE("discover without nmimgr loaded starts nothing",
   o.duration_s = 0.1;
   CHECK(ctl::RunDiscover(ctl::Host(m.root()), o, out, err) == 2);
   CHECK_THAT(err.str(), Catch::Contains("not loaded"));
+}
+
+// nmimgrctl test: the refusals, the crash request, and the report that
+// binds the next boot's dump to the test by the record's nonce.
+namespace {
+
+constexpr const char* kNonceHex = "0123456789abcdef";
+constexpr const char* kDumpStamp = "202612041000";
+
+// nmimgr with its test trigger and record attributes (a regular file
+// stands in for the trigger: the write lands, nothing crashes).
+void AddTestTrigger(FakeMachine& m) {
+  m.Write("/sys/kernel/nmimgr/test", "");
+  m.Write("/sys/kernel/nmimgr/record",
+          std::string("nonce ") + kNonceHex + "\nphys 0x2a001000\nfired 0\n");
+  m.Write("/proc/sys/kernel/random/boot_id",
+          "6c5d2ab0-0000-4000-8000-000000000001\n");
+}
+
+struct TestRun {
+  int status;
+  std::string out, err;
+};
+
+TestRun RunTestCommand(const FakeMachine& m, bool yes, bool report = false,
+                       bool journal = false) {
+  ctl::Host host(m.root());
+  ctl::TestOptions o;
+  o.yes = yes;
+  o.report = report;
+  o.journal = journal;
+  o.loader = Loader();
+  o.mem_usage = false;
+  o.vmcore_check = NMIMGR_VMCORE_CHECK_BUILT;  // the build's checker
+  std::ostringstream out, err;
+  int status = ctl::RunTest(host, o, out, err);
+  return {status, out.str(), err.str()};
+}
+
+std::string ReadText(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// The marker `nmimgrctl test --yes-crash-this-machine` leaves for the next
+// boot, as it writes it.
+void PendingTest(FakeMachine& m, const std::string& boot_id) {
+  m.Write(ctl::kTestPending,
+          nlohmann::json{{"schema", "nmimgrctl-test/1"},
+                         // the builder's dumps crash at 1764099990
+                         {"started", "2025-11-25T19:45:00Z"},
+                         {"started_epoch", 1764099900},
+                         {"boot_id", boot_id},
+                         {"nonce", kNonceHex},
+                         {"policy", kPolicy},
+                         {"confirm", "0"},
+                         {"kdump", "kdump-tools"},
+                         {"dump_dir", "/var/crash"},
+                         {"kernel_release", kKver}}
+              .dump(2));
+}
+
+// The dump the capture kernel writes for nmimgr's panic on the NMI with
+// record `nonce`, `test` when it was the test's, in kdump-tools' layout.
+void WriteDump(FakeMachine& m, uint64_t nonce, bool test,
+               bool complete = true) {
+  namespace t = nmimgr::testing;
+  t::DumpSpec s;
+  s.max_mapnr = 1024;
+  s.codec = nmimgr::vmcore::kDumpZlib;
+  s.pages[0] = t::Page(4096, 0x11, "first page");
+  t::AddCrashLog(s, 5120000000ull,
+                 fmt::format("nmimgr: panic on NMI event 0x21 (33) "
+                             "type=unknown cpu=1 mask=0xcf code=0x01 "
+                             "record={:016x}{}",
+                             nonce, test ? " test" : ""));
+  t::RecordSpec r;
+  r.cpu = 1;
+  r.nonce = nonce;
+  if (test) r.flags |= NMIMGR_RECORD_TEST;
+  t::PlaceRecord(s, 20, 1024, r);
+  t::Bytes dump = t::BuildKdump(s);
+  if (!complete) dump.resize(dump.size() - 3000);
+  const std::string dir = std::string("/var/crash/") + kDumpStamp;
+  fs::create_directories(m.Path(dir));
+  t::WriteFile(m.Path(dir + "/dump." + kDumpStamp).string(), dump);
+}
+
+}  // namespace
+
+TEST_CASE(
+    "test without --yes-crash-this-machine shows the plan and crashes "
+    "nothing",
+    "[unit][ctl][test]") {
+  FakeMachine m;
+  m.ReadyKdumpTools();
+  AddTestTrigger(m);
+  TestRun r = RunTestCommand(m, false);
+  INFO(r.out << r.err);
+  CHECK(r.status == 1);
+  CHECK(r.out.find("record nonce 0123456789abcdef") != std::string::npos);
+  CHECK(r.out.find("writes the dump to /var/crash") != std::string::npos);
+  CHECK(r.out.find("doctor: ready") != std::string::npos);
+  CHECK(r.out.find("not crashing without --yes-crash-this-machine") !=
+        std::string::npos);
+  CHECK(ReadText(m.Path("/sys/kernel/nmimgr/test")).empty());
+  CHECK_FALSE(fs::exists(m.Path(ctl::kTestPending)));
+}
+
+TEST_CASE(
+    "test refuses, even with --yes-crash-this-machine, what would not "
+    "prove a dump",
+    "[unit][ctl][test]") {
+  using Mutation = std::function<void(FakeMachine&)>;
+  using Row = std::tuple<const char*, Mutation, std::string>;
+  auto [what, mutate, says] =
+      GENERATE(table<const char*, Mutation, std::string>({
+          Row{"no capture kernel loaded",
+              [](FakeMachine& m) {
+                m.Write("/sys/kernel/kexec_crash_loaded", "0\n");
+              },
+              "doctor: capture-loaded"},
+          Row{"dry run on",
+              [](FakeMachine& m) {
+                std::string st = kStats;
+                st.replace(st.find("dry_run 0"), 9, "dry_run 1");
+                m.Write("/sys/kernel/nmimgr/stats", st);
+              },
+              "dry run is on"},
+          Row{"latched",
+              [](FakeMachine& m) {
+                std::string st = kStats;
+                st.replace(st.find("latched 0"), 9, "latched 1");
+                m.Write("/sys/kernel/nmimgr/stats", st);
+              },
+              "nmimgr is latched"},
+          Row{"no record nonce",
+              [](FakeMachine& m) { m.Write("/sys/kernel/nmimgr/record", ""); },
+              "cannot read the record's nonce"},
+      }));
+  CAPTURE(what);
+  FakeMachine m;
+  m.ReadyKdumpTools();
+  AddTestTrigger(m);
+  mutate(m);
+  TestRun r = RunTestCommand(m, true);
+  INFO(r.out << r.err);
+  CHECK(r.status == 1);
+  CHECK(r.out.find("not crashing") != std::string::npos);
+  CHECK(r.out.find(says) != std::string::npos);
+  CHECK(ReadText(m.Path("/sys/kernel/nmimgr/test")).empty());
+  CHECK_FALSE(fs::exists(m.Path(ctl::kTestPending)));
+}
+
+TEST_CASE("test needs nmimgr loaded with its test trigger",
+          "[unit][ctl][test]") {
+  FakeMachine m;
+  m.ReadyKdumpTools();
+  SECTION("a module without /sys/kernel/nmimgr/test") {
+    TestRun r = RunTestCommand(m, true);
+    CHECK(r.status == 2);
+    CHECK(r.err.find("update nmimgr-dkms") != std::string::npos);
+  }
+  SECTION("no module") {
+    m.Remove("/sys/module/nmimgr");
+    TestRun r = RunTestCommand(m, true);
+    CHECK(r.status == 2);
+    CHECK(r.err.find("nmimgr is not loaded") != std::string::npos);
+  }
+  CHECK_FALSE(fs::exists(m.Path(ctl::kTestPending)));
+}
+
+TEST_CASE(
+    "test with --yes-crash-this-machine writes crash, and says what the "
+    "policy did when the machine lives on",
+    "[unit][ctl][test]") {
+  FakeMachine m;
+  m.ReadyKdumpTools();
+  AddTestTrigger(m);
+  TestRun r = RunTestCommand(m, true);
+  INFO(r.out << r.err);
+  CHECK(ReadText(m.Path("/sys/kernel/nmimgr/test")) == "crash");
+  // a regular file took the write: the machine is still here, exit 3 with
+  // the last event (kStats: a drop on code 0x00) and what to change
+  CHECK(r.status == 3);
+  CHECK(r.out.find("did not crash: nmimgr took action drop on code 0x00") !=
+        std::string::npos);
+  CHECK(r.out.find("nmimgrctl set --panic") != std::string::npos);
+  CHECK_FALSE(fs::exists(m.Path(ctl::kTestPending)));
+}
+
+TEST_CASE(
+    "DumpsOfRecord takes the dumps whose record or panic line carry the "
+    "nonce, complete first",
+    "[unit][ctl][test]") {
+  auto report = nlohmann::json::parse(R"({"dumps": [
+    {"path": "a", "verdict": "incomplete",
+     "trigger": {"record": {"nonce": "0123456789abcdef"}}},
+    {"path": "b", "verdict": "complete",
+     "trigger": {"record": null, "panic_line": {"record": "0123456789abcdef"}}},
+    {"path": "c", "verdict": "complete",
+     "trigger": {"record": {"nonce": "fedcba9876543210"}}},
+    {"path": "d", "verdict": "complete"}
+  ]})");
+  auto mine = ctl::DumpsOfRecord(report, kNonceHex);
+  REQUIRE(mine.size() == 2);
+  CHECK(mine[0]["path"] == "b");
+  CHECK(mine[1]["path"] == "a");
+  CHECK(ctl::DumpsOfRecord(report, "1111111111111111").empty());
+}
+
+TEST_CASE("test --report finds the test's dump by its nonce after the reboot",
+          "[unit][ctl][test]") {
+  FakeMachine m;
+  m.ReadyKdumpTools();
+  AddTestTrigger(m);
+  const std::string earlier = "6c5d2ab0-0000-4000-8000-000000000000";
+
+  SECTION("nothing pending") {
+    TestRun r = RunTestCommand(m, false, true);
+    CHECK(r.status == 2);
+    CHECK(r.out.find("no nmimgrctl test is pending") != std::string::npos);
+  }
+  SECTION("pending, but this is still the boot that started it") {
+    PendingTest(m, "6c5d2ab0-0000-4000-8000-000000000001");
+    TestRun r = RunTestCommand(m, false, true);
+    CHECK(r.status == 2);
+    CHECK(r.out.find("has not crashed this boot yet") != std::string::npos);
+    CHECK(fs::exists(m.Path(ctl::kTestPending)));
+  }
+  SECTION("the test's dump, complete") {
+    PendingTest(m, earlier);
+    WriteDump(m, 0x0123456789abcdefull, true);
+    TestRun r = RunTestCommand(m, false, true, true);
+    INFO(r.out << r.err);
+    CHECK(r.status == 0);
+    CHECK(r.out.rfind("<6>nmimgrctl test started 2025-11-25T19:45:00Z: dump ",
+                      0) == 0);
+    CHECK(r.out.find(" complete, trigger nmimgr event 0x01 (raw 0x21, "
+                     "unknown, cpu 1), the test's NMI") != std::string::npos);
+    CHECK_FALSE(fs::exists(m.Path(ctl::kTestPending)));
+    auto last = nlohmann::json::parse(ReadText(m.Path(ctl::kTestLast)));
+    CHECK(last["result"] == "complete");
+    CHECK(last["exit_status"] == 0);
+    CHECK(last["nonce"] == kNonceHex);
+    CHECK(last["trigger"]["test"] == true);
+    // and the next run has nothing pending, but names the last result
+    TestRun again = RunTestCommand(m, false, true);
+    CHECK(again.status == 2);
+    CHECK(again.out.find("the last one (started 2025-11-25T19:45:00Z): "
+                         "complete") != std::string::npos);
+  }
+  SECTION("a cut dump of the test") {
+    PendingTest(m, earlier);
+    WriteDump(m, 0x0123456789abcdefull, true, false);
+    TestRun r = RunTestCommand(m, false, true, true);
+    INFO(r.out << r.err);
+    CHECK(r.status == 1);
+    CHECK(r.out.rfind("<4>", 0) == 0);
+    // cut short of the record's page and the log: the dump cannot say it is
+    // the test's, the report names it as the one written since
+    CHECK(r.out.find("no dump in /var/crash carries its record") !=
+          std::string::npos);
+    CHECK(r.out.find("; the dump written since, /") != std::string::npos);
+    CHECK(r.out.find(", is incomplete with trigger") != std::string::npos);
+    auto last = nlohmann::json::parse(ReadText(m.Path(ctl::kTestLast)));
+    CHECK(last["result"] == "incomplete");
+    CHECK(last["dump_not_bound"] == true);
+  }
+  SECTION("a dump of another NMI, not the test's") {
+    PendingTest(m, earlier);
+    WriteDump(m, 0xfedcba9876543210ull, false);
+    TestRun r = RunTestCommand(m, false, true);
+    INFO(r.out << r.err);
+    CHECK(r.status == 1);
+    // another NMI's dump, written since: named, and not the test's
+    CHECK(r.out.find("no dump in /var/crash carries its record "
+                     "0123456789abcdef; the dump written since") !=
+          std::string::npos);
+    CHECK(r.out.find("is complete with trigger nmimgr event 0x01") !=
+          std::string::npos);
+    auto last = nlohmann::json::parse(ReadText(m.Path(ctl::kTestLast)));
+    CHECK(last["result"] == "complete");
+    CHECK(last["dump_not_bound"] == true);
+    CHECK_FALSE(fs::exists(m.Path(ctl::kTestPending)));
+  }
+  SECTION("no dump at all") {
+    PendingTest(m, earlier);
+    TestRun r = RunTestCommand(m, false, true);
+    CHECK(r.status == 1);
+    CHECK(r.out.find("the capture kernel did not write one") !=
+          std::string::npos);
+    auto last = nlohmann::json::parse(ReadText(m.Path(ctl::kTestLast)));
+    CHECK(last["result"] == "no dump");
+    CHECK_FALSE(fs::exists(m.Path(ctl::kTestPending)));
+  }
 }

@@ -12,6 +12,7 @@
 
 #include <catch2/catch.hpp>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -391,4 +392,70 @@ TEST_CASE("errors under --journal carry priority 3 and no table is printed",
   Ran none = Boot({empty.path()});
   CHECK(none.status == 0);
   CHECK(none.lines == std::vector<std::string>{"<6>no dumps found"});
+}
+
+TEST_CASE(
+    "the metrics of --prometheus count every dump by verdict, the ones --new "
+    "skips as "
+    "their annotation says",
+    "[unit][new][metrics]") {
+  Crash c;
+  const std::string prom = c.tmp / "nmimgr-dumps.prom";
+  auto run = [&](bool only_new) {
+    v::Options o;
+    o.paths = {c.root};
+    o.annotate = true;
+    o.only_new = only_new;
+    o.journal = true;
+    o.prometheus = prom;
+    o.check = ScanOpts();
+    std::ostringstream out, err;
+    int status = v::Run(o, out, err);
+    INFO(err.str());
+    std::ifstream in(prom);
+    return std::make_pair(
+        status, std::string((std::istreambuf_iterator<char>(in)), {}));
+  };
+  // The first boot checks the four dumps; the second skips them all (their
+  // annotations are current) and must report the same.
+  auto [first_status, first] = run(true);
+  CHECK(first_status == 1);  // the cut dump
+  for (const char* line : {
+           "nmimgr_vmcore_dumps{verdict=\"complete\"} 3\n",
+           "nmimgr_vmcore_dumps{verdict=\"incomplete\"} 1\n",
+           "nmimgr_vmcore_dumps{verdict=\"corrupt\"} 0\n",
+           "nmimgr_vmcore_dumps{verdict=\"unreadable\"} 0\n",
+           "nmimgr_vmcore_nmimgr_dumps 1\n",
+           "nmimgr_vmcore_check_errors 0\n",
+           "# TYPE nmimgr_vmcore_dumps gauge\n",
+       }) {
+    CAPTURE(line);
+    CHECK(first.find(line) != std::string::npos);
+  }
+  CHECK(first.find("nmimgr_vmcore_latest_crash_time_seconds ") !=
+        std::string::npos);
+  // bounded labels: no dump's name appears
+  CHECK(first.find(kStamp) == std::string::npos);
+  CHECK(first.find(kFedora) == std::string::npos);
+
+  auto [second_status, second] = run(true);
+  CHECK(second == first);
+  // a dump that later goes bad is counted anew
+  WriteFile(c.debian + "/dump." + kStamp, Bin("not a dump any more"));
+  auto [third_status, third] = run(true);
+  CHECK(third.find("nmimgr_vmcore_dumps{verdict=\"complete\"} 2\n") !=
+        std::string::npos);
+  CHECK(third_status != 0);
+
+  SECTION("an unwritable metrics file is an error and loses nothing else") {
+    const std::string bad = c.tmp / "no-such-dir/x.prom";
+    v::Options o;
+    o.paths = {c.root};
+    o.prometheus = bad;
+    o.check = ScanOpts();
+    std::ostringstream out, err;
+    CHECK(v::Run(o, out, err) == 2);
+    CHECK(err.str().find("x.prom") != std::string::npos);
+    CHECK(out.str().find(kFedora) != std::string::npos);  // the table
+  }
 }

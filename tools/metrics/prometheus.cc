@@ -11,10 +11,9 @@
 #include <cstring>
 #include <filesystem>
 #include <stdexcept>
+#include <vector>
 
-#include "host.h"
-
-namespace nmimgr::ctl {
+namespace nmimgr::metrics {
 
 namespace {
 
@@ -96,12 +95,12 @@ void WriteFileAtomically(const std::string& path, const std::string& text) {
   std::vector<char> name(tmpl.begin(), tmpl.end());
   name.push_back('\0');
   int fd = ::mkostemp(name.data(), O_CLOEXEC);
-  if (fd < 0) throw HostError("writing " + path + ": " + std::strerror(errno));
+  if (fd < 0) throw WriteError("writing " + path + ": " + std::strerror(errno));
   auto fail = [&](const char* what) {
     int e = errno;
     ::close(fd);
     ::unlink(name.data());
-    throw HostError(std::string(what) + " " + path + ": " + std::strerror(e));
+    throw WriteError(std::string(what) + " " + path + ": " + std::strerror(e));
   };
   size_t done = 0;
   while (done < text.size()) {
@@ -115,13 +114,13 @@ void WriteFileAtomically(const std::string& path, const std::string& text) {
   if (::close(fd) != 0) {
     int e = errno;
     ::unlink(name.data());
-    throw HostError("writing " + path + ": " + std::strerror(e));
+    throw WriteError("writing " + path + ": " + std::strerror(e));
   }
   if (::rename(name.data(), path.c_str()) != 0) {
     int e = errno;
     ::unlink(name.data());
-    throw HostError("renaming into " + path + ": " + std::strerror(e));
+    throw WriteError("renaming into " + path + ": " + std::strerror(e));
   }
 }
 
-}  // namespace nmimgr::ctl
+}  // namespace nmimgr::metrics

@@ -4,16 +4,17 @@
 // family, then its samples; names carry the `nmimgr_` prefix, counters end
 // in `_total`; no timestamps.  The file is written to a temporary file in
 // the same directory and renamed over the old one, so that the collector
-// never reads half of it.
-#ifndef NMIMGR_TOOLS_CTL_PROMETHEUS_H_
-#define NMIMGR_TOOLS_CTL_PROMETHEUS_H_
+// never reads half of it.  Shared by nmimgrctl and nmimgr-vmcore-check.
+#ifndef NMIMGR_TOOLS_METRICS_PROMETHEUS_H_
+#define NMIMGR_TOOLS_METRICS_PROMETHEUS_H_
 
 #include <map>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
 
-namespace nmimgr::ctl {
+namespace nmimgr::metrics {
 
 class Metrics {
  public:
@@ -33,10 +34,16 @@ class Metrics {
   std::vector<Family> families_;
 };
 
+// The file could not be written; the old one is untouched.
+class WriteError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 // Writes TEXT to PATH atomically (temporary file in PATH's directory,
-// fsync, rename).  HostError on failure; the old file is then untouched.
+// fsync, rename).  WriteError on failure; the old file is then untouched.
 void WriteFileAtomically(const std::string& path, const std::string& text);
 
-}  // namespace nmimgr::ctl
+}  // namespace nmimgr::metrics
 
-#endif  // NMIMGR_TOOLS_CTL_PROMETHEUS_H_
+#endif  // NMIMGR_TOOLS_METRICS_PROMETHEUS_H_
