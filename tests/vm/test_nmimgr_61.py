@@ -299,6 +299,112 @@ def test_load_unload_cycles_while_nmis_arrive(clean):
     assert UHUH in log and "nmimgr" not in log
 
 
+TEST = "/sys/kernel/nmimgr/test"
+TEST_TAKEN = re.compile(r"nmimgr: test: NMI on CPU (\d) taken with action (\w+): no panic")
+
+
+def send_test_nmi(vm):
+    """Write "crash" to the trigger; return (rc, output, stats before, after,
+    the CPU the log says took it, its action, the kernel log)."""
+    ng.dmesg_clear(vm)
+    before = ng.stats(vm)
+    rc, out = vm.run(f"echo crash > {TEST}")
+    after = ng.stats(vm)
+    log = ng.dmesg(vm)
+    m = TEST_TAKEN.search(log)
+    return rc, out, before, after, (m.group(1) if m else None), (m.group(2) if m else None), log
+
+
+def test_the_test_trigger_sends_a_real_nmi_that_the_policy_decides(clean):
+    """nmimgrctl test's trigger: "crash" sends one NMI through the local APIC
+    to the other CPU; the handler decides on it with the policy in force like
+    any NMI (no forced panic), and the write returns when nothing panicked."""
+    _, rec = clean.run("cat /sys/kernel/nmimgr/record", check=True)
+    assert re.fullmatch(r"nonce [0-9a-f]{16}\nphys 0x[0-9a-f]+\nfired 0\n", rec), rec
+    # the default policy: unmanaged, and the kernel's own handling follows
+    rc, out, before, after, cpu, action, log = send_test_nmi(clean)
+    assert rc == 0, out
+    assert "nmimgr: test: sending 1 NMI (pid " in log, log
+    assert action == "unmanaged" and cpu in ("0", "1"), log
+    assert after["unmanaged"] - before["unmanaged"] == 1
+    assert after["last_event"]["cpu"] == cpu and after["last_event"]["type"] == "unknown"
+    assert UHUH in log
+    # a drop: claimed, counted, no "Uhhuh"
+    assert ng.setp(clean, "policy", "drop=0")[0] == 0
+    rc, out, before, after, cpu, action, log = send_test_nmi(clean)
+    assert rc == 0 and action == "drop", (out, log)
+    assert after["dropped"] - before["dropped"] == 1 and UHUH not in log
+    # dry run: would panic, and says so before sending
+    assert ng.setp(clean, "policy", "panic=0 dry_run=1")[0] == 0
+    rc, out, before, after, cpu, action, log = send_test_nmi(clean)
+    assert rc == 0 and action == "would_panic", (out, log)
+    assert ", dry run: no panic" in log
+    assert after["would_panic"] - before["would_panic"] == 1 and after["fired"] == 0
+    # anything but "crash" is rejected and sends nothing
+    before = ng.stats(clean)
+    rc, out = clean.run(f"echo boom > {TEST}")
+    assert rc != 0 and "Invalid argument" in out, out
+    assert ng.stats(clean)["nmis"] == before["nmis"]
+    assert 'nmimgr: test: rejected "boom' in ng.dmesg(clean)
+
+
+def test_the_test_trigger_refuses_without_the_unknown_type(clean):
+    ng.unload(clean)
+    ng.load(clean, "types=serr")
+    try:
+        rc, out = clean.run(f"echo crash > {TEST}")
+        assert rc != 0 and "Operation not supported" in out, out
+        assert "the test NMI is of type unknown, which types= leaves out" in ng.dmesg(clean)
+    finally:
+        ng.unload(clean)
+        ng.load(clean)
+
+
+@pytest.mark.slow
+def test_the_test_trigger_panics_through_the_confirm_window_and_flags_the_record(
+        k61, image61, tmp_path, record_property):
+    """With code 0 set to panic on a confirmed press (confirm=1: 500-10000
+    ms), the trigger sends two NMIs half way into the window and goes the
+    whole way: nmimgr's panic, the capture kernel's dump, a record flagged
+    confirmed and as the test's, whose nonce is the one
+    /sys/kernel/nmimgr/record showed, and " confirmed test" ending the panic
+    line; nmimgr-vmcore-check names the test as the trigger."""
+    vm = VM(k61, image61, workdir=tmp_path / "test61")
+    try:
+        vm.start()
+        vm.wait_ready()
+        ng.load(vm, "'policy=panic=0;confirm=1'")
+        _, rec = vm.run("cat /sys/kernel/nmimgr/record", check=True)
+        nonce = re.search(r"nonce ([0-9a-f]{16})", rec).group(1)
+        kdump.arm_kdump(vm)
+        start = time.monotonic()
+        vm.submit(f"echo crash > {TEST}")   # does not return: the machine panics
+        vm.wait_exit(240)
+        record_property("write_to_poweroff_s", round(time.monotonic() - start, 1))
+    finally:
+        vm.kill()
+    assert vm.capture_rc() == 0 and vm.dump.exists(), vm.tail()
+    log = kdump.dump_dmesg(vm.dump)
+    assert "nmimgr: test: sending 2 NMIs inside the confirm window (pid " in log, log[-3000:]
+    assert "press again 500-10000 ms from now to panic" in log
+    m = ng.PANIC_LINE.search(log)
+    assert m, log[-3000:]
+    assert m.group(7) == nonce and m.group(8) == " confirmed", m.group(0)
+    assert log[m.end():].startswith(" test"), log[m.start():m.end() + 40]
+    (rec,) = ng.fired_records(vm.dump)
+    assert rec["nonce"] == int(nonce, 16) and rec["masked_code"] == 0x00
+    assert rec["flags"] == 1 | 32 | 64, rec      # FIRED | CONFIRMED | TEST
+    assert rec["cpu"] == int(m.group(4))
+    proc = subprocess.run([str(tool("nmimgr-vmcore-check", "NMIMGR_VMCORE_CHECK")), "--json",
+                           str(vm.dump)], capture_output=True, text=True, timeout=600, check=False)
+    (dump,) = json.loads(proc.stdout)["dumps"]
+    assert proc.returncode == 0 and dump["verdict"] == "complete", dump["reasons"]
+    trigger = dump["trigger"]
+    assert trigger["test"] is True and trigger["source"] == "record", trigger
+    assert trigger["record"]["nonce"] == nonce and trigger["record"]["confirmed"] is True
+    assert trigger["panic_line"]["test"] is True, trigger["panic_line"]
+
+
 @pytest.mark.slow
 def test_panic_dumps_and_the_capture_kernel_drops_a_second_nmi(
         k61, image61, tmp_path, record_property):

@@ -183,9 +183,75 @@ def test_bmc_nmi_on_a_kdump_tools_root_with_nmimgr_installed(
     trigger = report["trigger"]
     assert trigger["nmimgr"], trigger
 
-    annotated_on_next_boot(vm, dump_dir.name, tmp_path, timings)
+    annotated_on_next_boot(vm, dump_dir.name, tmp_path, timings,
+                           then=lambda again: nmimgrctl_test_end_to_end(again, tmp_path, timings))
     record_property("timings", json.dumps(timings))
     print(f"kdump-tools with nmimgr: {json.dumps(timings)}")
+
+
+def nmimgrctl_test_end_to_end(vm, tmp_path, timings):
+    """On the server booted after the BMC dump: `nmimgrctl test` shows its
+    plan and refuses without --yes-crash-this-machine; with it, nmimgr's own
+    trigger sends an NMI through the APIC, the policy (panic = 0) panics on
+    it, kdump-tools' capture kernel writes the dump and reboots; on the boot
+    after, nmimgr-test-report.service finds that dump by the record's nonce
+    and logs it complete, with the test's NMI as its trigger."""
+    vm.wait_capture_loaded(900)
+    rc, out = vm.run("nmimgrctl test --no-mem-usage", timeout=300)
+    assert rc == 1 and "doctor: ready" in out, out
+    assert "not crashing without --yes-crash-this-machine" in out, out
+    nonce = re.search(r"record nonce ([0-9a-f]{16})", out).group(1)
+    _, record = vm.run("cat /sys/kernel/nmimgr/record", check=True)
+    assert f"nonce {nonce}" in record, record
+    assert vm.run("test -e /var/lib/nmimgr/test.json")[0] != 0
+    rc, out = vm.run("nmimgrctl test --report")
+    assert rc == 2 and "no nmimgrctl test is pending" in out, out
+
+    mark = len(vm.serial_log)
+    crash = time.monotonic()
+    # does not come back: the machine panics in the write
+    vm.submit("nmimgrctl test --no-mem-usage --yes-crash-this-machine > /root/test.out 2>&1")
+    vm.wait_exit(900)
+    timings["test_to_reboot_s"] = round(time.monotonic() - crash, 1)
+    capture = vm.serial_log[mark:]
+    # the panic line itself is not on the console: printk from NMI context is
+    # deferred and panic() kexecs before it flushes; the dump's dmesg has it
+    assert "nmimgr: test: sending 1 NMI" in capture, capture[-4000:]
+    assert "running makedumpfile -c -d 31 -F" in capture, capture[-4000:]
+
+    after = roots.RootVM(vm.root, vm.disk, workdir=tmp_path / "after-test", boot_timeout=900)
+    try:
+        after.start()
+        after.wait_ready()
+        props = after.wait_unit_done("nmimgr-test-report.service", 600)
+        timings["test_reported_s"] = round(time.monotonic() - after.started, 1)
+        assert (props["Result"], props["ExecMainStatus"]) == ("success", "0"), props
+        _, journal = after.run("journalctl -b -u nmimgr-test-report.service -o json --no-pager")
+        lines = [json.loads(line) for line in journal.splitlines() if line.startswith("{")]
+        reports = [e for e in lines if "nmimgrctl test started" in e.get("MESSAGE", "")]
+        assert len(reports) == 1, [e.get("MESSAGE") for e in lines]
+        entry = reports[0]
+        assert entry["PRIORITY"] == "6", entry
+        assert re.search(r": dump /var/crash/\d{12} complete, trigger nmimgr event 0x00 "
+                         r"\(raw 0x[0-9a-f]{2}, unknown, cpu \d\), the test's NMI$",
+                         entry["MESSAGE"]), entry["MESSAGE"]
+        _, last = after.run("cat /var/lib/nmimgr/test-last.json", check=True)
+        last = json.loads(last)
+        assert (last["result"], last["exit_status"], last["nonce"]) == ("complete", 0, nonce), last
+        assert last["trigger"]["test"] is True and last["trigger"]["record"]["nonce"] == nonce
+        _, dmesg = after.run(f"cat {last['dump']}/dmesg.*", check=True)
+        assert re.search(r"Kernel panic - not syncing: nmimgr: panic on NMI event 0x[0-9a-f]{2} .*"
+                         rf"code=0x00 record={nonce} test", dmesg), dmesg[-2000:]
+        assert after.run("test -e /var/lib/nmimgr/test.json")[0] != 0
+        rc, out = after.run("nmimgrctl test --report")
+        assert rc == 2 and "the last one" in out and "): complete" in out, out
+        # nmimgr-annotate.service saw the same dump as the test's
+        props = after.wait_unit_done("nmimgr-annotate.service", 600)
+        _, journal = after.run("journalctl -b -u nmimgr-annotate.service --no-pager -o cat")
+        assert re.search(r"complete; reasons: none; trigger: nmimgr event 0x00 action panic test ",
+                         journal), journal
+    finally:
+        after.kill()
 
 
 def doctor(vm, *args):
@@ -480,11 +546,12 @@ def host_check(dump_dir):
     return report
 
 
-def annotated_on_next_boot(vm, dump_name, tmp_path, timings):
+def annotated_on_next_boot(vm, dump_name, tmp_path, timings, then=None):
     """Boot VM's disk again: nmimgr-annotate.service checks the new dump
     /var/crash/DUMP_NAME, writes its nmimgr.json and logs one journal line
     for it at info priority, beside the rest of the boot; a later run finds
-    nothing new."""
+    nothing new.  THEN, when given, goes on with that boot (it is handed
+    the running VM, and may crash it)."""
     again = roots.RootVM(vm.root, vm.disk, workdir=tmp_path / f"next-{vm.root.flavour}", boot_timeout=900)
     try:
         again.start()
@@ -511,5 +578,7 @@ def annotated_on_next_boot(vm, dump_name, tmp_path, timings):
         # a later run finds nothing new
         _, second = again.run("nmimgr-vmcore-check --new --annotate --journal /var/crash")
         assert second.strip().startswith("<6>no new dumps (1 already annotated)"), second
+        if then:
+            then(again)
     finally:
         again.kill()

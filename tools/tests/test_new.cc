@@ -98,12 +98,14 @@ struct Ran {
   std::vector<std::string> lines;
 };
 
-Ran Boot(const std::vector<std::string>& paths, bool only_new = true) {
+Ran Boot(const std::vector<std::string>& paths, bool only_new = true,
+         const std::string& prometheus = {}) {
   v::Options o;
   o.paths = paths;
   o.annotate = true;
   o.only_new = only_new;
   o.journal = true;
+  o.prometheus = prometheus;
   o.check = ScanOpts();
   std::ostringstream out, err;
   Ran r;
@@ -402,19 +404,11 @@ TEST_CASE(
   Crash c;
   const std::string prom = c.tmp / "nmimgr-dumps.prom";
   auto run = [&](bool only_new) {
-    v::Options o;
-    o.paths = {c.root};
-    o.annotate = true;
-    o.only_new = only_new;
-    o.journal = true;
-    o.prometheus = prom;
-    o.check = ScanOpts();
-    std::ostringstream out, err;
-    int status = v::Run(o, out, err);
-    INFO(err.str());
+    Ran r = Boot({c.root}, only_new, prom);
+    INFO(r.err);
     std::ifstream in(prom);
     return std::make_pair(
-        status, std::string((std::istreambuf_iterator<char>(in)), {}));
+        r.status, std::string((std::istreambuf_iterator<char>(in)), {}));
   };
   // The first boot checks the four dumps; the second skips them all (their
   // annotations are current) and must report the same.
