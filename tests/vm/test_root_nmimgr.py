@@ -226,8 +226,7 @@ def nmimgrctl_test_end_to_end(vm, tmp_path, timings):
         props = after.wait_unit_done("nmimgr-test-report.service", 600)
         timings["test_reported_s"] = round(time.monotonic() - after.started, 1)
         assert (props["Result"], props["ExecMainStatus"]) == ("success", "0"), props
-        _, journal = after.run("journalctl -b -u nmimgr-test-report.service -o json --no-pager")
-        lines = [json.loads(line) for line in journal.splitlines() if line.startswith("{")]
+        lines = journal_entries(after, "nmimgr-test-report.service")
         reports = [e for e in lines if "nmimgrctl test started" in e.get("MESSAGE", "")]
         assert len(reports) == 1, [e.get("MESSAGE") for e in lines]
         entry = reports[0]
@@ -240,8 +239,7 @@ def nmimgrctl_test_end_to_end(vm, tmp_path, timings):
         assert (last["result"], last["exit_status"], last["nonce"]) == ("complete", 0, nonce), last
         assert last["trigger"]["test"] is True and last["trigger"]["record"]["nonce"] == nonce
         _, dmesg = after.run(f"cat {last['dump']}/dmesg.*", check=True)
-        assert re.search(r"Kernel panic - not syncing: nmimgr: panic on NMI event 0x[0-9a-f]{2} .*"
-                         rf"code=0x00 record={nonce} test", dmesg), dmesg[-2000:]
+        assert re.search(PANIC_LINE.pattern + rf" record={nonce} test", dmesg), dmesg[-2000:]
         assert after.run("test -e /var/lib/nmimgr/test.json")[0] != 0
         rc, out = after.run("nmimgrctl test --report")
         assert rc == 2 and "the last one" in out and "): complete" in out, out
@@ -546,6 +544,12 @@ def host_check(dump_dir):
     return report
 
 
+def journal_entries(vm, unit):
+    """The journal entries (dicts) UNIT logged in VM's current boot."""
+    _, journal = vm.run(f"journalctl -b -u {unit} -o json --no-pager")
+    return [json.loads(line) for line in journal.splitlines() if line.startswith("{")]
+
+
 def annotated_on_next_boot(vm, dump_name, tmp_path, timings, then=None):
     """Boot VM's disk again: nmimgr-annotate.service checks the new dump
     /var/crash/DUMP_NAME, writes its nmimgr.json and logs one journal line
@@ -560,8 +564,7 @@ def annotated_on_next_boot(vm, dump_name, tmp_path, timings, then=None):
         timings["annotated_s"] = round(time.monotonic() - again.started, 1)
         assert (props["ActiveState"], props["Result"], props["ExecMainStatus"]) == \
             ("inactive", "success", "0"), props
-        _, journal = again.run("journalctl -b -u nmimgr-annotate.service -o json --no-pager")
-        lines = [json.loads(line) for line in journal.splitlines() if line.startswith("{")]
+        lines = journal_entries(again, "nmimgr-annotate.service")
         dump_lines = [e for e in lines if f"/var/crash/{dump_name}/" in e.get("MESSAGE", "")]
         assert len(dump_lines) == 1, [e.get("MESSAGE") for e in lines]
         entry = dump_lines[0]
