@@ -244,36 +244,62 @@ void CheckInto(DumpResult& r, const CheckOptions& opts) {
   }
 
   if (reader && opts.scan) {
-    TriggerScanner scanner(!have_log, r.trigger.binding);
-    ScanOptions so;
-    so.deep = opts.deep;
-    so.threads = opts.threads;
-    Progress progress(opts.progress,
-                      std::filesystem::path(set.files.front()).filename());
-    so.progress = [&](uint64_t d, uint64_t t) { progress(d, t); };
-    r.scan_mode = opts.deep ? "deep" : "trigger";
-    try {
-      r.scan = ScanPages(*reader, r.facts.page_size, scanner, so, r.findings);
-    } catch (const CorruptError& e) {
-      r.findings.Add(Severity::kCorrupt, "corrupt",
-                     fmt::format("scanning pages: {}", e.what()));
-    } catch (const TruncatedError& e) {
-      r.findings.Add(Severity::kIncomplete, "truncated",
-                     fmt::format("scanning pages: {}", e.what()));
-    }
-    r.trigger.records = scanner.records();
-    r.trigger.magic_hits = scanner.magic_hits();
-    if (!have_log) {
-      r.trigger.log_source = "dump-memory";
-      if (auto l = scanner.memory_panic_line()) {
-        r.trigger.line = l;
-        r.trigger.line_source = "dump-memory";
-      }
-      if (auto m = scanner.memory_panic_message()) {
-        r.trigger.panic_message = m;
-        r.trigger.panic_message_source = "dump-memory";
+    // The record through the page tables where that settles it; the text
+    // of a log that could not be read, and --deep, need the page scan.
+    RecordSearch& search = r.trigger.search;
+    std::optional<TriggerScanner> walked;
+    if (opts.deep) {
+      search.reason = "--deep decodes every page";
+    } else if (!have_log) {
+      search.reason =
+          "no kernel log was read: the page scan also looks for the panic "
+          "text";
+    } else {
+      walked.emplace(false, r.trigger.binding);
+      if (SearchByPageTables(*reader, r.facts, r.trigger.line.has_value(),
+                             *walked, search)) {
+        search.method = "page-tables";
+        r.scan_mode = "trigger";
+        r.scan.pages_decoded = search.pages_read;
+        r.scan.stopped_early = true;
+      } else {
+        walked.reset();
       }
     }
+    if (!walked) {
+      search.method = "page-scan";
+      walked.emplace(!have_log, r.trigger.binding);
+      TriggerScanner& scanner = *walked;
+      ScanOptions so;
+      so.deep = opts.deep;
+      so.threads = opts.threads;
+      Progress progress(opts.progress,
+                        std::filesystem::path(set.files.front()).filename());
+      so.progress = [&](uint64_t d, uint64_t t) { progress(d, t); };
+      r.scan_mode = opts.deep ? "deep" : "trigger";
+      try {
+        r.scan = ScanPages(*reader, r.facts.page_size, scanner, so, r.findings);
+      } catch (const CorruptError& e) {
+        r.findings.Add(Severity::kCorrupt, "corrupt",
+                       fmt::format("scanning pages: {}", e.what()));
+      } catch (const TruncatedError& e) {
+        r.findings.Add(Severity::kIncomplete, "truncated",
+                       fmt::format("scanning pages: {}", e.what()));
+      }
+      if (!have_log) {
+        r.trigger.log_source = "dump-memory";
+        if (auto l = scanner.memory_panic_line()) {
+          r.trigger.line = l;
+          r.trigger.line_source = "dump-memory";
+        }
+        if (auto m = scanner.memory_panic_message()) {
+          r.trigger.panic_message = m;
+          r.trigger.panic_message_source = "dump-memory";
+        }
+      }
+    }
+    r.trigger.records = walked->records();
+    r.trigger.magic_hits = walked->magic_hits();
   }
   ChooseTrigger(r.trigger);
   ReportHoles(flat, r);

@@ -14,6 +14,7 @@
 
 #include "discover.h"
 #include "reader.h"
+#include "record_search.h"
 #include "scan.h"
 #include "trigger.h"
 
@@ -50,6 +51,8 @@ struct TriggerReport {
   // nmimgr fired during a panic something else started: the chosen record
   // has PANIC_UNDER_WAY, or the kernel's panic message is not nmimgr's.
   bool during_other_panic = false;
+  // How the records were looked for (record_search.h).
+  RecordSearch search;
 
   const TriggerRecord* record() const {
     return chosen ? &records[*chosen] : nullptr;

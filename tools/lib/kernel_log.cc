@@ -4,121 +4,18 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <charconv>
 #include <cstring>
 #include <vector>
 
 #include "checked.h"
-#include "notes.h"
+#include "kernel_vm.h"
 
 namespace nmimgr::vmcore {
 namespace {
 
-constexpr uint64_t kStartKernelMap = 0xffffffff80000000ull;
-constexpr uint64_t kPteAddrMask = 0x000ffffffffff000ull;
 constexpr uint64_t kMaxRingBytes = 64ull << 20;
 
-class Fail : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
-
-class Vmcoreinfo {
- public:
-  explicit Vmcoreinfo(const std::string& text) : text_(text) {}
-  uint64_t Hex(const std::string& key) const { return Parse(key, 16); }
-  uint64_t Dec(const std::string& key) const { return Parse(key, 10); }
-  bool Has(const std::string& key) const {
-    return VmcoreinfoValue(text_, key).has_value();
-  }
-
- private:
-  uint64_t Parse(const std::string& key, int base) const {
-    auto v = VmcoreinfoValue(text_, key);
-    if (!v) throw Fail("vmcoreinfo has no " + key);
-    int64_t sv = 0;
-    uint64_t uv = 0;
-    const char* b = v->data();
-    const char* e = b + v->size();
-    if (base == 10 && !v->empty() && (*v)[0] == '-') {
-      auto [p, ec] = std::from_chars(b, e, sv, base);
-      if (ec == std::errc() && p == e) return static_cast<uint64_t>(sv);
-    } else {
-      auto [p, ec] = std::from_chars(b, e, uv, base);
-      if (ec == std::errc() && p == e) return uv;
-    }
-    throw Fail(fmt::format("vmcoreinfo {}={} is not a number", key, *v));
-  }
-  const std::string& text_;
-};
-
-class Memory {
- public:
-  Memory(DumpReader& r, const Vmcoreinfo& vi) : r_(r) {
-    phys_base_ = vi.Dec("NUMBER(phys_base)");
-    uint64_t pgt = vi.Hex("SYMBOL(init_top_pgt)");
-    if (pgt < kStartKernelMap)
-      throw Fail("init_top_pgt is not a kernel symbol");
-    root_ = pgt - kStartKernelMap + phys_base_;
-    levels_ = vi.Has("NUMBER(pgtable_l5_enabled)") &&
-                      vi.Dec("NUMBER(pgtable_l5_enabled)") != 0
-                  ? 5
-                  : 4;
-  }
-
-  void Read(uint64_t va, std::span<uint8_t> out, const char* what) {
-    size_t done = 0;
-    while (done < out.size()) {
-      uint64_t v = va + done;
-      size_t n = std::min<uint64_t>(out.size() - done, 4096 - v % 4096);
-      uint64_t pa = Translate(v, what);
-      if (!r_.ReadPhysical(pa, out.subspan(done, n)))
-        throw Fail(
-            fmt::format("{} at {:#x} (physical {:#x}) is not in the "
-                        "dump",
-                        what, v, pa));
-      done += n;
-    }
-  }
-
-  uint64_t U64(uint64_t va, const char* what) {
-    uint8_t b[8];
-    Read(va, b, what);
-    return ByteView(b, 0, what).Le64(0);
-  }
-  uint32_t U32(uint64_t va, const char* what) {
-    uint8_t b[4];
-    Read(va, b, what);
-    return ByteView(b, 0, what).Le32(0);
-  }
-
- private:
-  uint64_t Translate(uint64_t va, const char* what) {
-    if (va >= kStartKernelMap) return va - kStartKernelMap + phys_base_;
-    uint64_t table = root_;
-    for (int level = levels_; level >= 1; --level) {
-      int shift = 12 + 9 * (level - 1);
-      uint64_t index = (va >> shift) & 511;
-      uint8_t b[8];
-      if (!r_.ReadPhysical(table + index * 8, b))
-        throw Fail(fmt::format("page table for {} at {:#x} is not in the dump",
-                               what, va));
-      uint64_t e = ByteView(b, 0, "page table entry").Le64(0);
-      if (!(e & 1))
-        throw Fail(fmt::format("{} at {:#x} is not mapped", what, va));
-      if (level == 1 || ((level == 2 || level == 3) && (e & 0x80))) {
-        uint64_t page_mask = (1ull << shift) - 1;
-        return ((e & kPteAddrMask) & ~page_mask) | (va & page_mask);
-      }
-      table = e & kPteAddrMask;
-    }
-    throw Fail("page walk fell through");
-  }
-
-  DumpReader& r_;
-  uint64_t phys_base_ = 0, root_ = 0;
-  int levels_ = 4;
-};
+using Fail = VmError;
 
 KernelLog Read(DumpReader& reader, const DumpFacts& facts) {
   if (!facts.machine.empty() && facts.machine != "x86_64")
@@ -127,7 +24,7 @@ KernelLog Read(DumpReader& reader, const DumpFacts& facts) {
   Vmcoreinfo vi(facts.vmcoreinfo);
   if (!vi.Has("SYMBOL(prb)"))
     throw Fail("vmcoreinfo has no SYMBOL(prb) (kernel older than 5.10?)");
-  Memory mem(reader, vi);
+  KernelVm mem(reader, vi);
   auto off = [&](const char* k) {
     return vi.Dec(std::string("OFFSET(") + k + ")");
   };

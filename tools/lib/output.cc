@@ -161,6 +161,17 @@ json TriggerJson(const TriggerReport& t) {
   for (const TriggerRecord& r : t.records)
     if (r.binding.rejected()) rejected.push_back(RejectedJson(r));
   j["records_rejected"] = rejected;
+  const RecordSearch& s = t.search;
+  j["record_search"] =
+      s.method.empty()
+          ? json(nullptr)
+          : json{{"method", s.method},
+                 {"reason", s.reason.empty() ? json(nullptr) : json(s.reason)},
+                 {"ranges", s.ranges},
+                 {"page_tables_read", s.tables_read},
+                 {"page_tables_missing", s.tables_missing},
+                 {"pages_read", s.pages_read},
+                 {"pages_missing", s.pages_missing}};
   const BindingContext& b = t.binding;
   std::optional<int64_t> epoch = b.BootEpochNs();
   std::string missing = b.Missing();
@@ -242,6 +253,19 @@ std::string TriggerCell(const TriggerReport& t) {
 // chosen without every check.
 std::vector<std::string> TriggerNotes(const TriggerReport& t) {
   std::vector<std::string> notes;
+  const RecordSearch& s = t.search;
+  if (s.method == "page-tables") {
+    std::string ranges;
+    for (const std::string& r : s.ranges)
+      ranges += (ranges.empty() ? "" : ", ") + r;
+    notes.push_back(fmt::format(
+        "record searched through the page tables ({}: {} tables, {} pages "
+        "read){}",
+        ranges, s.tables_read, s.pages_read,
+        s.reason.empty() ? "" : "; " + s.reason));
+  } else if (s.method == "page-scan") {
+    notes.push_back("record searched by the page scan: " + s.reason);
+  }
   for (const TriggerRecord& r : t.records) {
     if (!r.binding.rejected()) continue;
     notes.push_back(fmt::format(

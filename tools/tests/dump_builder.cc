@@ -20,6 +20,7 @@
 
 #include "codec.h"
 #include "nmimgr_record.h"
+#include "notes.h"
 
 namespace nmimgr::testing {
 namespace {
@@ -58,7 +59,8 @@ std::string Vmcoreinfo(const DumpSpec& s) {
          "\nPAGESIZE=" + std::to_string(s.page_size) +
          (s.with_crash_time ? "\nCRASHTIME=" + std::to_string(s.crash_time)
                             : std::string()) +
-         "\nNUMBER(pgtable_l5_enabled)=0\n" + s.extra_vmcoreinfo;
+         "\nNUMBER(pgtable_l5_enabled)=" + (s.pgtable_l5 ? "1" : "0") + "\n" +
+         s.extra_vmcoreinfo;
 }
 
 // ELF notes: one NT_PRSTATUS per CPU, then VMCOREINFO.  Returns the notes
@@ -366,6 +368,47 @@ void AddPrintkRing(DumpSpec& spec, const std::vector<PrintkRecord>& records,
       "\nOFFSET(prb_data_ring.size_bits)=0"
       "\nOFFSET(prb_data_ring.data)=8"
       "\nOFFSET(atomic_long_t.counter)=0\n";
+}
+
+uint64_t KernelTextVa(uint64_t pfn) {
+  return 0xffffffff80000000ull + (pfn - 40) * 4096;
+}
+
+void AddKernelPageTables(DumpSpec& spec, const KernelTables& t) {
+  constexpr uint64_t kTable = 0x63;  // present, writable, accessed, dirty
+  auto pa = [](uint64_t pfn) { return pfn * 4096; };
+  auto table = [&](uint64_t pfn) -> Bytes& {
+    Bytes& p = spec.pages[pfn];
+    if (p.size() != 4096) p = Bytes(4096, 0);
+    return p;
+  };
+  const uint64_t top = 54, p4d = 62, pud = 57, pmd_image = 58, pte_image = 59,
+                 pmd_modules = 60, pte_modules = 61;
+  if (spec.pgtable_l5) {
+    Put(table(top), 511 * 8, pa(p4d) | kTable, 8);
+    Put(table(p4d), 511 * 8, pa(pud) | kTable, 8);
+  } else {
+    Put(table(top), 511 * 8, pa(pud) | kTable, 8);
+  }
+  // PUD 510: 0xffffffff80000000, the kernel image; 511: the module area.
+  Put(table(pud), 510 * 8, pa(pmd_image) | kTable, 8);
+  Put(table(pud), 511 * 8, pa(pmd_modules) | kTable, 8);
+  Put(table(pmd_image), 0, pa(pte_image) | kTable, 8);
+  for (uint64_t pfn = 40; pfn < 64; ++pfn)
+    Put(table(pte_image), (pfn - 40) * 8, pa(pfn) | kTable, 8);
+  Put(table(pmd_modules), 0, pa(pte_modules) | kTable, 8);
+  table(pte_modules);
+  for (const ModulePage& m : t.module_pages)
+    Put(table(pte_modules), m.index * 8,
+        pa(m.pfn) | (m.writable ? kTable : kTable & ~uint64_t{2}), 8);
+  const std::string vi = Vmcoreinfo(spec);
+  auto add = [&](const std::string& key, const std::string& value) {
+    if (!vmcore::VmcoreinfoValue(vi, key))
+      spec.extra_vmcoreinfo += key + "=" + value + "\n";
+  };
+  add("SYMBOL(init_top_pgt)", fmt::format("{:x}", KernelTextVa(top)));
+  add("NUMBER(phys_base)", std::to_string(pa(40)));
+  if (t.image_size) add("NUMBER(KERNEL_IMAGE_SIZE)", "1073741824");
 }
 
 Bytes BuildKdump(const DumpSpec& spec, Layout* layout) {

@@ -38,6 +38,7 @@ struct DumpSpec {
   uint32_t cpus = 2;                // NT_PRSTATUS notes
   bool incomplete_flag = false;
   std::string extra_vmcoreinfo;  // appended to VMCOREINFO
+  bool pgtable_l5 = false;       // NUMBER(pgtable_l5_enabled)=1
 };
 
 struct PrintkRecord {
@@ -55,6 +56,28 @@ struct PrintkRecord {
 void AddPrintkRing(DumpSpec& spec, const std::vector<PrintkRecord>& records,
                    uint64_t first_id = 0, uint64_t first_lpos = 0,
                    bool direct_map = false);
+
+// The kernel's page tables as x86_64 lays them out, in pages 54 and 57-62
+// of `spec` (the top table at pfn 54 is shared with AddPrintkRing's; call
+// this after it): the kernel text mapping maps pfns 40-63 from
+// 0xffffffff80000000 (phys_base at pfn 40, so init_top_pgt maps to itself),
+// and the first 2 MiB of the module area, from kModuleArea, map
+// `module_pages` with 4 KiB pages.  With spec.pgtable_l5 the top table is a
+// PML5 and pfn 62 the P4D.  Adds init_top_pgt, phys_base and, with
+// `image_size`, KERNEL_IMAGE_SIZE to VMCOREINFO when they are not there.
+inline constexpr uint64_t kModuleArea = 0xffffffffc0000000ull;
+struct ModulePage {
+  uint32_t index;  // virtual page: kModuleArea + index * 4096, index < 512
+  uint64_t pfn;
+  bool writable = true;
+};
+struct KernelTables {
+  std::vector<ModulePage> module_pages;
+  bool image_size = true;
+};
+void AddKernelPageTables(DumpSpec& spec, const KernelTables& t);
+// The kernel text mapping's address of `pfn` (phys_base at pfn 40).
+uint64_t KernelTextVa(uint64_t pfn);
 
 // Where the structures of a built dump lie.
 struct Layout {
