@@ -8,6 +8,10 @@
 //   nmimgr-bench dump PATH zlib|lzo MIB
 //       a dump of MIB MiB of compressible page data, and PATH.idx (pfn,
 //       offset, size, flags per page) for the loops below
+//   nmimgr-bench fleet PATH GIB
+//       a dump describing 1 TiB of RAM (2^28 pfns) as a large server's
+//       capture writes it: bitmaps and descriptors in full, GIB GiB of
+//       dumped pages, a module area and a bound trigger record
 //   nmimgr-bench spawn CMD [ARG...]
 //       runs CMD (stdout to /dev/null); prints its wall time and peak RSS
 //       (ru_maxrss from wait4) and exit status
@@ -288,6 +292,11 @@ int main(int argc, char** argv) {
     if (cmd == "sparse" && argc == 3) return Sparse(argv[2]);
     if (cmd == "dump" && argc == 5)
       return Dump(argv[2], argv[3], std::stoull(argv[4]));
+    if (cmd == "fleet" && argc == 4) {
+      t::WriteFleetKdump(argv[2], t::ServerSpec(1ull << 28),
+                         std::stoull(argv[3]) << 18);
+      return 0;
+    }
     if (cmd == "spawn" && argc >= 3) return Spawn(argv + 2);
     if (cmd == "decode" && argc == 3) return Decode(argv[2]);
     if (cmd == "kdumpfile" && argc == 3) return Kdumpfile(argv[2]);
@@ -296,7 +305,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::fprintf(stderr,
-               "usage: nmimgr-bench sparse PATH | dump PATH zlib|lzo MIB | "
+               "usage: nmimgr-bench sparse PATH | fleet PATH GIB | dump PATH zlib|lzo MIB | "
                "spawn CMD [ARG...] | decode PATH | kdumpfile PATH\n");
   return 2;
 }

@@ -180,7 +180,11 @@ void CheckInto(DumpResult& r, const CheckOptions& opts) {
     for (auto& o : opened.owned)
       if (auto* f = dynamic_cast<FlattenedSource*>(o.get())) flat = f;
   }
-  if (reader) reader->CheckStructure(r.facts, r.findings);
+  if (reader) {
+    // The default check reads the descriptor table's ends; --deep all of it.
+    reader->set_full_walk(opts.deep);
+    reader->CheckStructure(r.facts, r.findings);
+  }
   if (stream && stream->Truncated())
     r.findings.Add(Severity::kIncomplete, "outer-truncated",
                    stream->TruncationMessage());

@@ -460,7 +460,8 @@ json DumpToJson(const DumpResult& r) {
   j["page_size"] = f.page_size;
   j["pages"] = {{"dumped", f.pages_dumped},
                 {"excluded", f.pages_excluded},
-                {"zero", Opt(f.pages_zero)}};
+                {"zero", Opt(f.pages_zero)},
+                {"descriptors_unchecked", f.descriptors_unchecked}};
   j["cpus"] = Opt(f.cpus);
   j["scan"] = {{"mode", r.scan_mode},
                {"pages_decoded", r.scan.pages_decoded},

@@ -59,6 +59,8 @@ struct DumpFacts {
   uint32_t page_size = 4096;
   std::optional<uint64_t> max_mapnr;
   bool split = false;
+  // Page descriptors the structural walk did not read (set_full_walk).
+  uint64_t descriptors_unchecked = 0;
   std::string vmcoreinfo;  // raw VMCOREINFO note text
 };
 
@@ -84,6 +86,11 @@ class DumpReader {
   // data.  Structural problems become findings, never exceptions; IoError
   // propagates.
   virtual void CheckStructure(DumpFacts& facts, Findings& findings) = 0;
+  // Before CheckStructure: read every page descriptor (the default, and
+  // --deep), or, when false, only the ends of a table longer than 2^17
+  // descriptors (what the default check needs to see a capture that did not
+  // finish), so that its cost does not grow with the pages dumped.
+  virtual void set_full_walk(bool full) { full_walk_ = full; }
   // After CheckStructure: hands out pages in pfn order, a batch at a time,
   // each batch ending with a lookahead job for the next pfn when that page is
   // in the dump.  Returns false when there are no more pages.  Pages whose
@@ -96,6 +103,9 @@ class DumpReader {
   // cut, or a page that does not decode).  Not thread-safe; independent of
   // NextBatch.
   virtual bool ReadPhysical(uint64_t paddr, std::span<uint8_t> out) = 0;
+
+ protected:
+  bool full_walk_ = true;
 };
 
 enum class Probe { kNotMine, kMine, kTooShort };

@@ -15,6 +15,7 @@
 #include <cstddef>
 #include <cstring>
 #include <filesystem>
+#include <span>
 #include <fstream>
 #include <stdexcept>
 
@@ -654,6 +655,131 @@ SparseKdump WriteSparseKdump(const std::string& path, uint64_t max_mapnr,
     pwrite_all(fd, page.data(), page.size(), data_off + i * 4096);
   ::close(fd);
   return {max_mapnr, npages};
+}
+
+DumpSpec ServerSpec(uint64_t max_mapnr) {
+  DumpSpec spec;
+  spec.max_mapnr = max_mapnr;
+  spec.codec = vmcore::kDumpZlib;
+  for (uint64_t pfn = 0; pfn < 40; ++pfn)
+    spec.pages[pfn] = Page(4096, static_cast<uint8_t>(0x40 + pfn),
+                           "module page " + std::to_string(pfn), 64);
+  AddCrashLog(spec);
+  KernelTables t;
+  for (uint32_t i = 0; i < 40; ++i) t.module_pages.push_back({i, i});
+  AddKernelPageTables(spec, t);
+  PlaceRecord(spec, 30, 1024);
+  return spec;
+}
+
+void WriteFleetKdump(const std::string& path, const DumpSpec& spec,
+                     uint64_t bulk_pages) {
+  constexpr uint64_t kBulkFrom = 1ull << 20;
+  const uint64_t bs = spec.page_size, max_mapnr = spec.max_mapnr;
+  if (bs != 4096 || max_mapnr % 8 || kBulkFrom + bulk_pages > max_mapnr ||
+      (!spec.pages.empty() && spec.pages.rbegin()->first >= kBulkFrom))
+    throw std::invalid_argument("WriteFleetKdump: impossible layout");
+  // The header, sub-header and notes as BuildKdump lays them out.
+  DumpSpec bare = spec;
+  bare.pages.clear();
+  bare.excluded.clear();
+  Layout lay;
+  Bytes head = BuildKdump(bare, &lay);
+  head.resize(lay.bitmap_off);
+  const uint64_t half = lay.bitmap_len / 2;
+
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0)
+    throw std::runtime_error("creating " + path + ": " + std::strerror(errno));
+  uint64_t at = 0;
+  auto out = [&](const void* p, size_t n) {
+    const uint8_t* b = static_cast<const uint8_t*>(p);
+    while (n) {
+      ssize_t w = ::pwrite(fd, b, n, static_cast<off_t>(at));
+      if (w <= 0) {
+        ::close(fd);
+        throw std::runtime_error("writing " + path + ": " +
+                                 std::strerror(errno));
+      }
+      b += w;
+      n -= static_cast<size_t>(w);
+      at += static_cast<uint64_t>(w);
+    }
+  };
+  out(head.data(), head.size());
+  // First bitmap: all of RAM is there.  Second: the dumped pages.
+  Bytes chunk(1 << 20);
+  auto bitmap = [&](auto&& bit_of_pfn_range) {
+    for (uint64_t byte = 0; byte < half; byte += chunk.size()) {
+      size_t n = static_cast<size_t>(std::min<uint64_t>(chunk.size(), half - byte));
+      bit_of_pfn_range(byte, std::span<uint8_t>(chunk.data(), n));
+      out(chunk.data(), n);
+    }
+  };
+  bitmap([&](uint64_t byte, std::span<uint8_t> b) {
+    for (size_t i = 0; i < b.size(); ++i)
+      b[i] = byte + i < max_mapnr / 8 ? 0xff : 0;
+  });
+  bitmap([&](uint64_t byte, std::span<uint8_t> b) {
+    std::fill(b.begin(), b.end(), 0);
+    auto mark = [&](uint64_t pfn) {
+      if (pfn / 8 >= byte && pfn / 8 < byte + b.size())
+        b[pfn / 8 - byte] |= static_cast<uint8_t>(1u << (pfn % 8));
+    };
+    for (const auto& [pfn, data] : spec.pages) mark(pfn);
+    uint64_t lo = std::max(kBulkFrom, byte * 8);
+    uint64_t hi = std::min(kBulkFrom + bulk_pages, (byte + b.size()) * 8);
+    for (uint64_t pfn = lo; pfn < hi; ++pfn) mark(pfn);
+  });
+  // Descriptors, the shared zero page, the data.
+  const uint64_t count = spec.pages.size() + bulk_pages;
+  const uint64_t desc_off = at, zero_off = desc_off + count * 24;
+  uint64_t data = zero_off + bs;
+  std::vector<std::string> small;
+  for (const auto& [pfn, page] : spec.pages) {
+    std::string enc;
+    if (!(spec.codec && vmcore::EncodePage(spec.codec, page, enc) &&
+          enc.size() < bs))
+      enc.assign(page.begin(), page.end());
+    small.push_back(std::move(enc));
+  }
+  std::string bulk;
+  {
+    Bytes page = Page(4096, 0x6b, "fleet page");
+    if (!(spec.codec && vmcore::EncodePage(spec.codec, page, bulk) &&
+          bulk.size() < bs))
+      bulk.assign(page.begin(), page.end());
+  }
+  const uint32_t bulk_flags = bulk.size() < bs ? spec.codec : 0;
+  Bytes descs;
+  auto desc = [&](uint64_t size, uint32_t flags) {
+    size_t d = descs.size();
+    descs.resize(d + 24);
+    Put(descs, d, data, 8);
+    Put(descs, d + 8, size, 4);
+    Put(descs, d + 12, flags, 4);
+    data += size;
+    if (descs.size() >= (1 << 20)) {
+      out(descs.data(), descs.size());
+      descs.clear();
+    }
+  };
+  for (const std::string& enc : small)
+    desc(enc.size(), enc.size() < bs ? spec.codec : 0);
+  for (uint64_t i = 0; i < bulk_pages; ++i) desc(bulk.size(), bulk_flags);
+  out(descs.data(), descs.size());
+  Bytes zero(bs, 0);
+  out(zero.data(), zero.size());
+  for (const std::string& enc : small) out(enc.data(), enc.size());
+  std::string run;
+  for (uint64_t i = 0; i < bulk_pages; ++i) {
+    run += bulk;
+    if (run.size() >= (1 << 20) || i + 1 == bulk_pages) {
+      out(run.data(), run.size());
+      run.clear();
+    }
+  }
+  ::close(fd);
 }
 
 }  // namespace nmimgr::testing

@@ -153,6 +153,20 @@ SparseKdump WriteSparseKdump1TiB(const std::string& path);
 // bitmaps the header claims, its blocks on disk the pages it holds.
 SparseKdump WriteSparseKdump(const std::string& path, uint64_t max_mapnr,
                              uint64_t stride);
+// Writes to `path` a kdump-compressed dump the size of a large server's:
+// `spec.max_mapnr` pfns all present in the first bitmap (1 TiB for 2^28),
+// the pages of `spec` (its codec), and `bulk_pages` more dumped pages from
+// pfn 2^20 up, each stored as its own copy of one compressed page, so the
+// file grows with them as a real dump's does.  The bitmaps and the
+// descriptor table are written out in full, as makedumpfile writes them.
+// Throws std::runtime_error on I/O.
+// The small part of such a dump: a server kernel's pages in pfns 0-63 (a
+// printk ring with a panic message, the page tables, a module area of 40
+// writable pages over pfns 0-39, a bound record in pfn 30) and zlib pages;
+// max_mapnr as given.
+DumpSpec ServerSpec(uint64_t max_mapnr);
+void WriteFleetKdump(const std::string& path, const DumpSpec& spec,
+                     uint64_t bulk_pages);
 // Parts of a split set over pfn ranges split at `cuts` (ascending, inside
 // (0, max_mapnr)).
 std::vector<Bytes> BuildSplit(const DumpSpec& spec,
