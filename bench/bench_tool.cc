@@ -305,7 +305,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::fprintf(stderr,
-               "usage: nmimgr-bench sparse PATH | fleet PATH GIB | dump PATH zlib|lzo MIB | "
+               "usage: nmimgr-bench sparse PATH | fleet PATH GIB | dump PATH "
+               "zlib|lzo MIB | "
                "spawn CMD [ARG...] | decode PATH | kdumpfile PATH\n");
   return 2;
 }

@@ -11,7 +11,11 @@
 #       of compressible page data, zlib and lzo, with --threads $(nproc)
 #       (the CLI's default: all cores) and with --threads 1, against a
 #       plain one-thread zlib/lzo loop over the same pages (target: all cores >= 1.6x the loop on 2 cores);
-#   (c) the same pages read through libkdumpfile.
+#   (c) the same pages read through libkdumpfile;
+#   (d) the default check of a dump describing 1 TiB with 4 and 40 GiB of
+#       dumped pages written in full (NMIMGR_BENCH_FLEET_GIB overrides);
+#   (e) with NMIMGR_BENCH_LAB_DUMPS, the default check of those real dumps
+#       side by side with makedumpfile --dump-dmesg.
 # MB/s are MB (10^6 bytes) of page data (4 KiB per dumped page) per second
 # of wall time.  Dumps are written once into DIR (default /tmp/nmimgr-bench)
 # and reused; the timed runs read them from the page cache.
@@ -70,6 +74,40 @@ for mode in --no-scan default; do
 	row "nmimgr-vmcore-check $mode" "$w" "$((r / 1024))" "$s"
 done
 echo
+
+echo "(d) the default check (the next-boot annotation) of a dump describing 1 TiB"
+echo "    of RAM as a server's capture writes it: bitmaps and descriptor table in"
+echo "    full, a module area and a bound record; GiB of dumped pages as given"
+echo "    (targets: < 50 ms, < 64 MiB, no growth from the first size to the second)"
+row "run" "wall s" "peak RSS MiB" "exit"
+for gib in ${NMIMGR_BENCH_FLEET_GIB:-4 40}; do
+	fleet=$dir/fleet-$gib/vmcore
+	if [ ! -f "$fleet" ]; then
+		mkdir -p "$(dirname "$fleet")"
+		"$bench" fleet "$fleet" "$gib"
+	fi
+	cat "$fleet" > /dev/null # into the page cache
+	read -r w r s < <(best_of "$cli" --quiet "$fleet")
+	row "  $gib GiB dumped, $(du -h "$fleet" | cut -f1) file" "$w" "$((r / 1024))" "$s"
+done
+echo
+
+# (e) real dumps (NMIMGR_BENCH_LAB_DUMPS: dump files the VM lab wrote,
+# separated by white space), the default check side by side with
+# makedumpfile --dump-dmesg on the same file (target: no slower).
+if [ -n "${NMIMGR_BENCH_LAB_DUMPS:-}" ]; then
+	echo "(e) real lab dumps: the default check and makedumpfile --dump-dmesg"
+	row "run" "wall s" "peak RSS MiB" "exit"
+	for d in $NMIMGR_BENCH_LAB_DUMPS; do
+		cat "$d" > /dev/null
+		echo "$d ($(du -h "$d" | cut -f1))"
+		read -r w r s < <(best_of "$cli" --quiet "$d")
+		row "  nmimgr-vmcore-check" "$w" "$((r / 1024))" "$s"
+		read -r w r s < <(best_of makedumpfile --dump-dmesg "$d" "$dir/dmesg.out")
+		row "  makedumpfile --dump-dmesg" "$w" "$((r / 1024))" "$s"
+	done
+	echo
+fi
 
 echo "(b, c) --deep on $mib MiB of page data; MB/s of page data"
 row "run" "wall s" "MB/s" "vs loop"

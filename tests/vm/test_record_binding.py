@@ -7,8 +7,10 @@ One boot plants two fired version 2 records with valid checksums
 before this boot (what an earlier boot leaves in RAM), and one of this boot
 whose phys names another page (what a copy looks like).  Then a sysrq
 crash, kdump, makedumpfile -l -d 31 in the capture kernel, and the check on
-the host: no trigger from a record, both records rejected with the reason
-that fits."""
+the host: the default check never reads them (they are not in the module
+area its page-table walk scans), and --deep, which decodes every page,
+finds both, rejects both with the reason that fits and names no trigger
+from a record."""
 
 import re
 import subprocess
@@ -54,8 +56,18 @@ def planted_dump(request, tmp_path_factory):
 
 def test_planted_records_are_rejected_and_not_the_trigger(planted_dump):
     dump, planted = planted_dump
+    # The default check looks for records only where nmimgr's lives, in the
+    # module area through the page tables: the planted ones lie elsewhere.
     _, report = check(dump, expect=0)
     (d,) = report["dumps"]
+    search = d["trigger"]["record_search"]
+    assert search["method"] == "page-tables" and search["ranges"] == ["modules"], search
+    assert search["page_tables_missing"] == 0 and search["pages_read"] > 0, search
+    assert d["trigger"]["records_found"] == 0 and d["trigger"]["nmimgr"] is False
+    # --deep reads every page, and the binding rejects both.
+    _, report = check("--deep", dump, expect=0)
+    (d,) = report["dumps"]
+    assert d["trigger"]["record_search"]["method"] == "page-scan"
     assert d["verdict"] == "complete", d["reasons"]
     trig = d["trigger"]
     assert trig["nmimgr"] is False, trig
@@ -92,7 +104,7 @@ def test_planted_records_are_rejected_and_not_the_trigger(planted_dump):
 def test_text_report_lists_the_rejected_records(planted_dump):
     dump, planted = planted_dump
     proc = subprocess.run([str(tool("nmimgr-vmcore-check", "NMIMGR_VMCORE_CHECK")),
-                           str(dump)], capture_output=True, text=True, timeout=600,
+                           "--deep", str(dump)], capture_output=True, text=True, timeout=600,
                           check=False)
     assert proc.returncode == 0, proc.stderr
     assert "panic: sysrq triggered crash" in proc.stdout

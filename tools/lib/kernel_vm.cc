@@ -86,9 +86,10 @@ void KernelVm::Read(uint64_t va, std::span<uint8_t> out, const char* what) {
     size_t n = std::min<uint64_t>(out.size() - done, kPage - v % kPage);
     uint64_t pa = Translate(v, what);
     if (!r_.ReadPhysical(pa, out.subspan(done, n)))
-      throw VmError(fmt::format("{} at {:#x} (physical {:#x}) is not in the "
-                                "dump",
-                                what, v, pa));
+      throw VmError(
+          fmt::format("{} at {:#x} (physical {:#x}) is not in the "
+                      "dump",
+                      what, v, pa));
     done += n;
   }
 }
@@ -130,9 +131,8 @@ VmWalkStats KernelVm::ForEachPage(
   return st;
 }
 
-void KernelVm::WalkTable(uint64_t table, int level, uint64_t base,
-                         uint64_t lo, uint64_t hi, bool writable_only,
-                         VmWalkStats& st,
+void KernelVm::WalkTable(uint64_t table, int level, uint64_t base, uint64_t lo,
+                         uint64_t hi, bool writable_only, VmWalkStats& st,
                          const std::function<void(uint64_t, uint64_t)>& fn) {
   std::array<uint8_t, kPage> page;
   if (!r_.ReadPhysical(table, page)) {

@@ -47,8 +47,8 @@ bool SearchByPageTables(DumpReader& reader, const DumpFacts& facts,
                         bool builtin_wanted, TriggerScanner& scanner,
                         RecordSearch& search) {
   if (!facts.machine.empty() && facts.machine != "x86_64") {
-    search.reason = "the page-table walk knows x86_64 only, not " +
-                    facts.machine;
+    search.reason =
+        "the page-table walk knows x86_64 only, not " + facts.machine;
     return false;
   }
   if (facts.page_size != kPage) {
@@ -74,9 +74,10 @@ bool SearchByPageTables(DumpReader& reader, const DumpFacts& facts,
     uint64_t seq = 0;
     for (const auto& [name, range] : ranges) {
       std::vector<Mapped> pages;
-      VmWalkStats st = vm.ForEachPage(
-          range.first, range.second, true,
-          [&](uint64_t va, uint64_t pa) { pages.push_back({va, pa}); });
+      VmWalkStats st = vm.ForEachPage(range.first, range.second, true,
+                                      [&](uint64_t va, uint64_t pa) {
+                                        pages.push_back({va, pa});
+                                      });
       search.ranges.push_back(name);
       search.tables_read += st.tables_read;
       search.tables_missing += st.tables_missing;

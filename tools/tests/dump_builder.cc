@@ -15,8 +15,8 @@
 #include <cstddef>
 #include <cstring>
 #include <filesystem>
-#include <span>
 #include <fstream>
+#include <span>
 #include <stdexcept>
 
 #include "codec.h"
@@ -711,7 +711,8 @@ void WriteFleetKdump(const std::string& path, const DumpSpec& spec,
   Bytes chunk(1 << 20);
   auto bitmap = [&](auto&& bit_of_pfn_range) {
     for (uint64_t byte = 0; byte < half; byte += chunk.size()) {
-      size_t n = static_cast<size_t>(std::min<uint64_t>(chunk.size(), half - byte));
+      size_t n =
+          static_cast<size_t>(std::min<uint64_t>(chunk.size(), half - byte));
       bit_of_pfn_range(byte, std::span<uint8_t>(chunk.data(), n));
       out(chunk.data(), n);
     }

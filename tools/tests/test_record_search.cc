@@ -63,9 +63,13 @@ TEST_CASE("walks the kernel's own page tables over the module area",
   v::KernelRanges k = v::KernelRangesOf(vi);
   CHECK(k.modules_lo == kModuleArea);
   auto st = vm.ForEachPage(k.modules_lo, k.modules_hi, false,
-                           [&](uint64_t va, uint64_t pa) { all.push_back({va, pa}); });
+                           [&](uint64_t va, uint64_t pa) {
+                             all.push_back({va, pa});
+                           });
   vm.ForEachPage(k.modules_lo, k.modules_hi, true,
-                 [&](uint64_t va, uint64_t pa) { writable.push_back({va, pa}); });
+                 [&](uint64_t va, uint64_t pa) {
+                   writable.push_back({va, pa});
+                 });
   CHECK(all == std::vector<std::pair<uint64_t, uint64_t>>{
                    {kModuleArea, 20 * 4096},
                    {kModuleArea + 4096, 30 * 4096},
@@ -173,7 +177,8 @@ TEST_CASE(
       {"the top table maps init_top_pgt elsewhere",
        "the page tables map init_top_pgt (0xffffffff8000e000) to physical "
        "0x2f000, not to 0x36000 where phys_base puts it"},
-      {"VMCOREINFO has no init_top_pgt", "vmcoreinfo has no SYMBOL(init_top_pgt)"},
+      {"VMCOREINFO has no init_top_pgt",
+       "vmcoreinfo has no SYMBOL(init_top_pgt)"},
   }));
   CAPTURE(what);
   DumpSpec spec = ModuleSpec();
@@ -231,8 +236,9 @@ TEST_CASE(
   line.nmi_type = "unknown";
   line.code = 0x01;
   line.nonce = 0x0123456789abcdefull;
-  std::string log = "[    5.120000] Kernel panic - not syncing: " +
-                    v::FormatPanicLine(line) + "\n";
+  std::string log =
+      "[    5.120000] Kernel panic - not syncing: " + v::FormatPanicLine(line) +
+      "\n";
   auto r = CheckBytes(BuildKdump(spec), "vmcore", ScanOpts(), log);
   INFO(Codes(r));
   CHECK(r.trigger.search.method == "page-tables");
