@@ -101,9 +101,12 @@ if [ -n "${NMIMGR_BENCH_LAB_DUMPS:-}" ]; then
 	for d in $NMIMGR_BENCH_LAB_DUMPS; do
 		cat "$d" > /dev/null
 		echo "$d ($(du -h "$d" | cut -f1))"
-		read -r w r s < <(best_of "$cli" --quiet "$d")
+		# both through the same sh: makedumpfile refuses an existing output
+		read -r w r s < <(best_of sh -c 'rm -f "$1"; exec "$2" --quiet "$3"' \
+			sh "$dir/dmesg.out" "$cli" "$d")
 		row "  nmimgr-vmcore-check" "$w" "$((r / 1024))" "$s"
-		read -r w r s < <(best_of makedumpfile --dump-dmesg "$d" "$dir/dmesg.out")
+		read -r w r s < <(best_of sh -c 'rm -f "$1"; exec makedumpfile --dump-dmesg "$2" "$1"' \
+			sh "$dir/dmesg.out" "$d")
 		row "  makedumpfile --dump-dmesg" "$w" "$((r / 1024))" "$s"
 	done
 	echo
