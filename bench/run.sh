@@ -102,9 +102,11 @@ if [ -n "${NMIMGR_BENCH_LAB_DUMPS:-}" ]; then
 		cat "$d" > /dev/null
 		echo "$d ($(du -h "$d" | cut -f1))"
 		# both through the same sh: makedumpfile refuses an existing output
+		# shellcheck disable=SC2016 # $1... are the inner sh's arguments
 		read -r w r s < <(best_of sh -c 'rm -f "$1"; exec "$2" --quiet "$3"' \
 			sh "$dir/dmesg.out" "$cli" "$d")
 		row "  nmimgr-vmcore-check" "$w" "$((r / 1024))" "$s"
+		# shellcheck disable=SC2016
 		read -r w r s < <(best_of sh -c 'rm -f "$1"; exec makedumpfile --dump-dmesg "$2" "$1"' \
 			sh "$dir/dmesg.out" "$d")
 		row "  makedumpfile --dump-dmesg" "$w" "$((r / 1024))" "$s"
