@@ -8,7 +8,13 @@ service loads the capture kernel it built into the image, an NMI over QMP
 panics the machine (``kernel.unknown_nmi_panic=1``), the capture kernel writes
 the dump in the distribution's layout and reboots, and the dump read off the
 disk on the host is complete according to nmimgr-vmcore-check.  nmimgr itself
-is not installed here."""
+is not installed here.
+
+The lab's self-test (marker ``selftest``): the default run leaves it out,
+since test_root_nmimgr.py drives the same services on the same roots with
+nmimgr installed and asserts the same layouts and dumps; run it with
+``pytest-3 -m selftest tests/vm`` when a root or a service update breaks
+those tests, to tell the lab's fault from nmimgr's."""
 
 import json
 import re
@@ -21,7 +27,7 @@ from lab import roots
 from lab.paths import run
 from test_vmcore_check import tool
 
-pytestmark = [pytest.mark.k61, pytest.mark.slow]
+pytestmark = [pytest.mark.k61, pytest.mark.slow, pytest.mark.selftest]
 
 #: /var/crash/<dir>/<files> per flavour (PIPELINE.md sections 1 and 2)
 LAYOUTS = {
