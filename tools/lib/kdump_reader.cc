@@ -392,23 +392,12 @@ class KdumpReader : public DumpReader {
   using Bytes = std::vector<uint8_t>;
   static constexpr uint64_t kRankEntries = 1 << 16;
 
-  // Set bits of the second bitmap in [0, pfn), from a rank index built on
-  // first use: one pass over the bitmap (holes skipped) and at most
-  // kRankEntries entries however many pfns the header claims, each block a
-  // multiple of 32768 pfns (4 KiB of bitmap).
+  // Set bits of the second bitmap in [0, pfn), from the rank index the
+  // bitmap survey builds (Check): at most kRankEntries entries however many
+  // pfns the header claims, each block a multiple of 32768 pfns (4 KiB of
+  // bitmap).  Only after Check walked the bitmaps (walkable_).
   uint64_t Rank(uint64_t pfn) {
     const uint64_t off = bitmap_off_ + bitmap_half_;
-    if (rank_.empty()) {
-      rank_block_ = std::max<uint64_t>(
-          1 << 15, (max_mapnr_ / kRankEntries + (1 << 15)) & ~uint64_t{0x7fff});
-      uint64_t blocks = max_mapnr_ / rank_block_ + 1;
-      rank_.resize(blocks + 1);
-      for (uint64_t b = 0; b < blocks; ++b) {
-        uint64_t lo = b * rank_block_;
-        uint64_t hi = std::min(max_mapnr_, lo + rank_block_);
-        rank_[b + 1] = rank_[b] + CountBits(src_, off, lo, hi, "second bitmap");
-      }
-    }
     uint64_t b = pfn / rank_block_;
     return rank_[b] +
            CountBits(src_, off, b * rank_block_, pfn, "second bitmap");
