@@ -15,9 +15,22 @@
 //   nmimgr-bench spawn CMD [ARG...]
 //       runs CMD (stdout to /dev/null); prints its wall time and peak RSS
 //       (ru_maxrss from wait4) and exit status
-//   nmimgr-bench decode PATH
-//       decompresses every page listed in PATH.idx in one thread with zlib's
-//       uncompress() or lzo1x_decompress_safe(): the baseline for --deep
+//   nmimgr-bench index PATH
+//       PATH.idx for a real kdump-compressed or ELF dump: the pages --deep
+//       decodes, as the library's reader hands them out (makedumpfile's
+//       shared zero page, which --deep checks once, left out)
+//   nmimgr-bench decode PATH [zlib|libdeflate|isal]
+//       decompresses every page listed in PATH.idx in one thread: zlib pages
+//       with the codec named (default zlib's uncompress()), LZO pages with
+//       lzo1x_decompress_safe(), snappy pages with snappy::RawUncompress(),
+//       raw pages copied: the baseline for --deep
+//   nmimgr-bench verify PATH zlib|libdeflate|isal
+//       decodes every page listed in PATH.idx with the codec named and with
+//       zlib, and counts the pages where either fails or the two differ
+//   nmimgr-bench transcode SRC DST snappy|zlib|lzo|zstd
+//       DST: a kdump-compressed dump of SRC's pages (those in SRC.idx, read
+//       through the library's reader) stored with the codec named, and
+//       DST.idx; makedumpfile in Debian is built without snappy
 //   nmimgr-bench kdumpfile PATH
 //       reads every page listed in PATH.idx through libkdumpfile
 //
@@ -26,7 +39,10 @@
 // the builder's headers and writes its large, mostly empty bitmaps in place.
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <isa-l/igzip_lib.h>
+#include <libdeflate.h>
 #include <lzo/lzo1x.h>
+#include <snappy.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -35,13 +51,18 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <map>
+#include <memory>
 #include <random>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "codec.h"
 #include "dump_builder.h"
+#include "reader.h"
+#include "source.h"
 
 #ifdef NMIMGR_BENCH_KDUMPFILE
 #include <libkdumpfile/kdumpfile.h>
@@ -120,6 +141,36 @@ Bytes MakePage(uint64_t pfn, std::mt19937_64& rng) {
   return p;
 }
 
+struct IdxEntry {
+  uint64_t pfn, offset;
+  uint32_t size, flags;
+};
+
+std::vector<IdxEntry> ReadIdx(const std::string& path) {
+  Bytes b = t::ReadFile(path + ".idx");
+  std::vector<IdxEntry> out(b.size() / 24);
+  for (size_t i = 0; i < out.size(); ++i) {
+    std::memcpy(&out[i].pfn, &b[i * 24], 8);
+    std::memcpy(&out[i].offset, &b[i * 24 + 8], 8);
+    std::memcpy(&out[i].size, &b[i * 24 + 16], 4);
+    std::memcpy(&out[i].flags, &b[i * 24 + 20], 4);
+  }
+  return out;
+}
+
+void WriteIdx(const std::string& path, const std::vector<IdxEntry>& idx) {
+  Bytes out;
+  for (const IdxEntry& e : idx) {
+    uint8_t rec[24];
+    PutLe(rec, e.pfn, 8);
+    PutLe(rec + 8, e.offset, 8);
+    PutLe(rec + 16, e.size, 4);
+    PutLe(rec + 20, e.flags, 4);
+    out.insert(out.end(), rec, rec + 24);
+  }
+  t::WriteFile(path + ".idx", out);
+}
+
 int Dump(const std::string& path, const std::string& codec_name, uint64_t mib) {
   uint32_t codec = codec_name == "zlib"  ? v::kDumpZlib
                    : codec_name == "lzo" ? v::kDumpLzo
@@ -144,40 +195,19 @@ int Dump(const std::string& path, const std::string& codec_name, uint64_t mib) {
   spec.pages.clear();
   t::WriteFile(path, dump);
   // The index: pfn, offset, stored size, codec flags, 24 bytes per page.
-  Bytes idx;
+  std::vector<IdxEntry> idx;
   size_t i = 0;
   for (uint64_t pfn = 256; i < lay.page_at.size(); ++pfn) {
     if (pfn % 4096 < 8) continue;
-    uint8_t rec[24];
-    PutLe(rec, pfn, 8);
-    PutLe(rec + 8, lay.page_at[i], 8);
-    PutLe(rec + 16, lay.page_size[i], 4);
-    PutLe(rec + 20, lay.page_size[i] < 4096 ? codec : 0, 4);
-    idx.insert(idx.end(), rec, rec + 24);
+    uint32_t size = static_cast<uint32_t>(lay.page_size[i]);
+    idx.push_back({pfn, lay.page_at[i], size, size < 4096 ? codec : 0});
     ++i;
   }
-  t::WriteFile(path + ".idx", idx);
+  WriteIdx(path, idx);
   std::printf("%s: %llu pages, %llu bytes\n", path.c_str(),
               static_cast<unsigned long long>(npages),
               static_cast<unsigned long long>(dump.size()));
   return 0;
-}
-
-struct IdxEntry {
-  uint64_t pfn, offset;
-  uint32_t size, flags;
-};
-
-std::vector<IdxEntry> ReadIdx(const std::string& path) {
-  Bytes b = t::ReadFile(path + ".idx");
-  std::vector<IdxEntry> out(b.size() / 24);
-  for (size_t i = 0; i < out.size(); ++i) {
-    std::memcpy(&out[i].pfn, &b[i * 24], 8);
-    std::memcpy(&out[i].offset, &b[i * 24 + 8], 8);
-    std::memcpy(&out[i].size, &b[i * 24 + 16], 4);
-    std::memcpy(&out[i].flags, &b[i * 24 + 20], 4);
-  }
-  return out;
 }
 
 int Spawn(char** argv) {
@@ -208,39 +238,207 @@ void Report(uint64_t pages, uint64_t file_bytes, double secs) {
               pages * 4096.0 / 1e6 / secs, file_bytes / 1e6 / secs);
 }
 
-int Decode(const std::string& path) {
-  std::vector<IdxEntry> idx = ReadIdx(path);
-  if (lzo_init() != LZO_E_OK) throw std::runtime_error("lzo_init");
+// One zlib page decoder: zlib's uncompress(), libdeflate or ISA-L's igzip,
+// each checking the stream's Adler-32 as uncompress() does.
+class Inflater {
+ public:
+  explicit Inflater(const std::string& name) : name_(name) {
+    if (name == "libdeflate") {
+      deflate_ = libdeflate_alloc_decompressor();
+      if (!deflate_) throw std::runtime_error("libdeflate_alloc_decompressor");
+    } else if (name != "zlib" && name != "isal") {
+      throw std::runtime_error("zlib codec must be zlib, libdeflate or isal");
+    }
+  }
+  ~Inflater() {
+    if (deflate_) libdeflate_free_decompressor(deflate_);
+  }
+  Inflater(const Inflater&) = delete;
+  Inflater& operator=(const Inflater&) = delete;
+
+  // True when `in` decodes to exactly out.size() bytes.
+  bool operator()(std::span<const uint8_t> in, std::span<uint8_t> out) {
+    if (deflate_) {
+      size_t got = 0;
+      return libdeflate_zlib_decompress(deflate_, in.data(), in.size(),
+                                        out.data(), out.size(),
+                                        &got) == LIBDEFLATE_SUCCESS &&
+             got == out.size();
+    }
+    if (name_ == "isal") {
+      isal_inflate_init(&isal_);
+      isal_.crc_flag = ISAL_ZLIB;
+      isal_.next_in = const_cast<uint8_t*>(in.data());
+      isal_.avail_in = static_cast<uint32_t>(in.size());
+      isal_.next_out = out.data();
+      isal_.avail_out = static_cast<uint32_t>(out.size());
+      return isal_inflate_stateless(&isal_) == ISAL_DECOMP_OK &&
+             isal_.total_out == out.size();
+    }
+    uLongf len = out.size();
+    return uncompress(out.data(), &len, in.data(), in.size()) == Z_OK &&
+           len == out.size();
+  }
+
+ private:
+  std::string name_;
+  libdeflate_decompressor* deflate_ = nullptr;
+  inflate_state isal_{};
+};
+
+// Decodes one indexed page into `out` (4 KiB); zlib pages through `zlib`.
+bool DecodeEntry(const IdxEntry& e, std::span<const uint8_t> in,
+                 std::span<uint8_t> out, Inflater& zlib) {
+  switch (e.flags) {
+    case v::kDumpZlib:
+      return zlib(in, out);
+    case v::kDumpLzo: {
+      lzo_uint len = out.size();
+      return lzo1x_decompress_safe(in.data(), in.size(), out.data(), &len,
+                                   nullptr) == LZO_E_OK &&
+             len == out.size();
+    }
+    case v::kDumpSnappy: {
+      size_t len = 0;
+      const char* p = reinterpret_cast<const char*>(in.data());
+      return snappy::GetUncompressedLength(p, in.size(), &len) &&
+             len == out.size() &&
+             snappy::RawUncompress(p, in.size(),
+                                   reinterpret_cast<char*>(out.data()));
+    }
+    case 0:
+      if (in.size() != out.size()) return false;
+      std::memcpy(out.data(), in.data(), out.size());
+      return true;
+  }
+  return v::DecodePage(e.flags, in, out).empty();
+}
+
+// The stored bytes of every indexed page, read once, so that the timed loops
+// measure decoding only.
+struct Stored {
+  std::vector<IdxEntry> idx;
+  Bytes data;
+  std::vector<uint64_t> at;  // each entry's start in `data`
+};
+
+Stored ReadStored(const std::string& path) {
+  Stored s;
+  s.idx = ReadIdx(path);
   int fd = ::open(path.c_str(), O_RDONLY);
   if (fd < 0) throw std::runtime_error("opening " + path);
-  std::vector<uint8_t> in(4096), out(4096);
-  uint64_t sum = 0, file_bytes = 0;
-  auto t0 = Clock::now();
-  for (const IdxEntry& e : idx) {
-    if (::pread(fd, in.data(), e.size, static_cast<off_t>(e.offset)) !=
-        static_cast<ssize_t>(e.size))
+  for (const IdxEntry& e : s.idx) {
+    s.at.push_back(s.data.size());
+    s.data.resize(s.data.size() + e.size);
+    if (::pread(fd, &s.data[s.at.back()], e.size,
+                static_cast<off_t>(e.offset)) != static_cast<ssize_t>(e.size))
       throw std::runtime_error("short read");
-    file_bytes += e.size;
-    if (e.flags == v::kDumpZlib) {
-      uLongf len = out.size();
-      if (uncompress(out.data(), &len, in.data(), e.size) != Z_OK ||
-          len != 4096)
-        throw std::runtime_error("zlib page does not decode");
-    } else if (e.flags == v::kDumpLzo) {
-      lzo_uint len = out.size();
-      if (lzo1x_decompress_safe(in.data(), e.size, out.data(), &len, nullptr) !=
-              LZO_E_OK ||
-          len != 4096)
-        throw std::runtime_error("lzo page does not decode");
-    } else {
-      std::memcpy(out.data(), in.data(), 4096);
-    }
+  }
+  ::close(fd);
+  return s;
+}
+
+int Decode(const std::string& path, const std::string& zlib_name) {
+  Stored s = ReadStored(path);
+  if (lzo_init() != LZO_E_OK) throw std::runtime_error("lzo_init");
+  Inflater zlib(zlib_name);
+  std::vector<uint8_t> out(4096);
+  uint64_t sum = 0;
+  auto t0 = Clock::now();
+  for (size_t i = 0; i < s.idx.size(); ++i) {
+    const IdxEntry& e = s.idx[i];
+    if (!DecodeEntry(e, {&s.data[s.at[i]], e.size}, out, zlib))
+      throw std::runtime_error(
+          fmt::format("page at pfn {} does not decode", e.pfn));
     sum += out[e.pfn % 4096];
   }
-  double secs = Since(t0);
-  ::close(fd);
-  Report(idx.size(), file_bytes, secs);
+  Report(s.idx.size(), s.data.size(), Since(t0));
   return sum == 0xffffffffffffffffull;  // keeps the loop from being elided
+}
+
+int Verify(const std::string& path, const std::string& zlib_name) {
+  Stored s = ReadStored(path);
+  if (lzo_init() != LZO_E_OK) throw std::runtime_error("lzo_init");
+  Inflater zlib("zlib"), other(zlib_name);
+  std::vector<uint8_t> want(4096), got(4096);
+  uint64_t failed = 0, differ = 0;
+  for (size_t i = 0; i < s.idx.size(); ++i) {
+    const IdxEntry& e = s.idx[i];
+    std::span<const uint8_t> in(&s.data[s.at[i]], e.size);
+    bool a = DecodeEntry(e, in, want, zlib);
+    bool b = DecodeEntry(e, in, got, other);
+    failed += !a || !b;
+    differ += a && b && want != got;
+  }
+  std::printf("pages=%zu failed=%llu differ=%llu\n", s.idx.size(),
+              static_cast<unsigned long long>(failed),
+              static_cast<unsigned long long>(differ));
+  return failed || differ;
+}
+
+// Opens a plain (not flattened, not outer-compressed) dump with the reader
+// whose probe takes it, after its structural walk.
+std::unique_ptr<v::DumpReader> OpenPlain(v::Source& src) {
+  for (const v::Format& f : v::Formats()) {
+    if (f.probe(src) != v::Probe::kMine) continue;
+    std::unique_ptr<v::DumpReader> r = f.open(src);
+    v::DumpFacts facts;
+    v::Findings findings;
+    r->CheckStructure(facts, findings);
+    if (!findings.all().empty())
+      throw std::runtime_error("dump has findings: " +
+                               findings.all().front().message);
+    return r;
+  }
+  throw std::runtime_error("not a plain kdump-compressed or ELF dump");
+}
+
+int Index(const std::string& path) {
+  v::FileSource src(path);
+  std::unique_ptr<v::DumpReader> r = OpenPlain(src);
+  std::vector<IdxEntry> idx;
+  std::vector<v::PageJob> batch;
+  while (r->NextBatch(batch))
+    for (const v::PageJob& j : batch)
+      if (!j.lookahead && !j.zero_page && j.src == &src && j.pfn_skew == 0)
+        idx.push_back({j.pfn, j.offset, j.size, j.flags});
+  WriteIdx(path, idx);
+  std::printf("pages=%zu\n", idx.size());
+  return 0;
+}
+
+int Transcode(const std::string& from, const std::string& to,
+              const std::string& codec_name) {
+  static const std::map<std::string, uint32_t> kCodecs = {
+      {"zlib", v::kDumpZlib},
+      {"lzo", v::kDumpLzo},
+      {"snappy", v::kDumpSnappy},
+      {"zstd", v::kDumpZstd}};
+  auto codec = kCodecs.find(codec_name);
+  if (codec == kCodecs.end()) throw std::runtime_error("unknown codec");
+  v::FileSource src(from);
+  std::unique_ptr<v::DumpReader> r = OpenPlain(src);
+  t::DumpSpec spec;
+  spec.codec = codec->second;
+  for (const IdxEntry& e : ReadIdx(from)) {
+    Bytes page(4096);
+    if (!r->ReadPhysical(e.pfn * 4096, page))
+      throw std::runtime_error(fmt::format("pfn {} is not readable", e.pfn));
+    spec.max_mapnr = std::max(spec.max_mapnr, e.pfn + 1);
+    spec.pages[e.pfn] = std::move(page);
+  }
+  t::Layout lay;
+  t::WriteFile(to, t::BuildKdump(spec, &lay));
+  std::vector<IdxEntry> idx;
+  size_t i = 0;
+  for (const auto& [pfn, page] : spec.pages) {
+    uint32_t size = static_cast<uint32_t>(lay.page_size[i]);
+    idx.push_back({pfn, lay.page_at[i], size, size < 4096 ? codec->second : 0});
+    ++i;
+  }
+  WriteIdx(to, idx);
+  std::printf("pages=%zu\n", idx.size());
+  return 0;
 }
 
 int Kdumpfile(const std::string& path) {
@@ -298,7 +496,12 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (cmd == "spawn" && argc >= 3) return Spawn(argv + 2);
-    if (cmd == "decode" && argc == 3) return Decode(argv[2]);
+    if (cmd == "index" && argc == 3) return Index(argv[2]);
+    if (cmd == "decode" && (argc == 3 || argc == 4))
+      return Decode(argv[2], argc == 4 ? argv[3] : "zlib");
+    if (cmd == "verify" && argc == 4) return Verify(argv[2], argv[3]);
+    if (cmd == "transcode" && argc == 5)
+      return Transcode(argv[2], argv[3], argv[4]);
     if (cmd == "kdumpfile" && argc == 3) return Kdumpfile(argv[2]);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "nmimgr-bench: %s\n", e.what());
@@ -307,6 +510,8 @@ int main(int argc, char** argv) {
   std::fprintf(stderr,
                "usage: nmimgr-bench sparse PATH | fleet PATH GIB | dump PATH "
                "zlib|lzo MIB | "
-               "spawn CMD [ARG...] | decode PATH | kdumpfile PATH\n");
+               "spawn CMD [ARG...] | index PATH | decode PATH [zlib|libdeflate|isal] "
+               "| verify PATH zlib|libdeflate|isal | transcode SRC DST CODEC "
+               "| kdumpfile PATH\n");
   return 2;
 }

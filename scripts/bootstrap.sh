@@ -9,7 +9,7 @@ packages=(
 	# build
 	build-essential cmake pkg-config git
 	libboost-program-options-dev libspdlog-dev nlohmann-json3-dev catch2
-	zlib1g-dev liblzo2-dev libsnappy-dev libzstd-dev
+	zlib1g-dev liblzo2-dev libsnappy-dev libzstd-dev libdeflate-dev
 	liblzma-dev libbz2-dev liblz4-dev
 	# kernel module builds against Debian's headers (6.12 needs pahole)
 	kmod dwarves libelf-dev bc flex bison
@@ -19,6 +19,8 @@ packages=(
 	# real Debian roots (tests/vm/lab/roots.py)
 	mmdebstrap debian-archive-keyring
 	python3 python3-pytest
+	# bench/: ISA-L's inflate, one of the zlib page codecs compared
+	libisal-dev
 	# cross-checks and lint
 	libkdumpfile-dev python3-libkdumpfile shellcheck shfmt sparse
 	# the bash completions' test (tests/pipeline/completion_test.sh)

@@ -2,12 +2,14 @@
 #include "codec.h"
 
 #include <fmt/format.h>
+#include <libdeflate.h>
 #include <lzo/lzo1x.h>
 #include <snappy.h>
 #include <zlib.h>
 #include <zstd.h>
 
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <vector>
 
@@ -17,6 +19,34 @@ namespace {
 void LzoInitOnce() {
   static std::once_flag once;
   std::call_once(once, [] { lzo_init(); });
+}
+
+// zlib pages are decoded with libdeflate: on the real lab dumps and on the
+// bench's pages it decodes 2.0-2.3x as fast as zlib's uncompress() and a
+// little faster than ISA-L's igzip, to the same bytes (bench/run.sh (f)).
+// Like uncompress() it checks the stream's Adler-32.  One decompressor per
+// thread: it holds its tables (about 11 KiB) and is not thread-safe.
+libdeflate_decompressor* Inflater() {
+  struct Free {
+    void operator()(libdeflate_decompressor* d) const {
+      libdeflate_free_decompressor(d);
+    }
+  };
+  thread_local std::unique_ptr<libdeflate_decompressor, Free> d(
+      libdeflate_alloc_decompressor());
+  if (!d) throw std::bad_alloc();
+  return d.get();
+}
+
+std::string ZlibError(libdeflate_result r) {
+  switch (r) {
+    case LIBDEFLATE_BAD_DATA:
+      return "invalid or corrupt stream";
+    case LIBDEFLATE_INSUFFICIENT_SPACE:
+      return "more data than one page";
+    default:
+      return fmt::format("libdeflate error {}", static_cast<int>(r));
+  }
 }
 
 }  // namespace
@@ -47,10 +77,11 @@ std::string DecodePage(uint32_t flags, std::span<const uint8_t> in,
       std::memcpy(out.data(), in.data(), want);
       return {};
     case kDumpZlib: {
-      uLongf len = want;
-      int r = uncompress(out.data(), &len, in.data(), in.size());
-      if (r != Z_OK)
-        return fmt::format("zlib data does not decompress ({})", zError(r));
+      size_t len = 0;
+      libdeflate_result r = libdeflate_zlib_decompress(
+          Inflater(), in.data(), in.size(), out.data(), want, &len);
+      if (r != LIBDEFLATE_SUCCESS)
+        return fmt::format("zlib data does not decompress ({})", ZlibError(r));
       if (len != want)
         return fmt::format("zlib data decompresses to {} bytes, not {}", len,
                            want);
