@@ -6,7 +6,6 @@ stream through xz as kdump-tools compresses it.  Each is called complete and
 names the NMI; cut or flagged copies are called incomplete."""
 
 import json
-import lzma
 import os
 import re
 import shutil
@@ -17,27 +16,11 @@ import time
 import pytest
 
 from conftest import selected_kernels
-from lab import build, initramfs, kdump, kernels
-from lab.paths import REPO_DIR, LabError, built_tool
-from lab.vm import VM
+from lab import dumps as dumps_lab
+from lab.paths import LabError, built_tool
 import nmimgr_guest as ng
 
 pytestmark = [pytest.mark.k61, pytest.mark.slow]
-
-#: makedumpfile runs in the capture kernel, each to its own file on the share
-CAPTURE_FORMATS_SH = r"""
-insmod /nmimgr/nmimgr.ko || exit 90
-d=/out/dumps
-mkdir -p $d
-m="--message-level 22"
-makedumpfile -c -d 31 $m /proc/vmcore $d/c.vmcore || exit 1
-makedumpfile -l -d 31 $m /proc/vmcore $d/l.vmcore || exit 2
-makedumpfile -E -d 31 $m /proc/vmcore $d/e.vmcore || exit 3
-makedumpfile -F -l -d 31 $m /proc/vmcore > $d/f.flat || exit 4
-makedumpfile --split -l -d 31 $m /proc/vmcore $d/s1.vmcore $d/s2.vmcore || exit 5
-makedumpfile --dump-dmesg $m /proc/vmcore $d/dmesg.txt || exit 6
-sync
-"""
 
 FORMATS = {  # file -> (format, container, compression)
     "c.vmcore": ("kdump-compressed", None, "zlib"),
@@ -75,25 +58,7 @@ def dumps(request, tmp_path_factory):
     panic line in the dump's log gives them."""
     if "6.1" not in selected_kernels(request.config):
         pytest.skip("6.1 not selected (--vm-kernels)")
-    kernel = kernels.fetch("6.1")
-    ko = build.build_module(kernel, REPO_DIR / "module")
-    image = initramfs.build_initramfs(kernel, {"/nmimgr/nmimgr.ko": ko})
-    vm = VM(kernel, image, workdir=tmp_path_factory.mktemp("dumps61"))
-    try:
-        vm.start()
-        vm.wait_ready()
-        ng.load(vm, "events_panic=1")
-        kdump.arm_kdump(vm, "apic_extnmi=none")
-        (vm.share / "capture.sh").write_text(CAPTURE_FORMATS_SH)
-        vm.inject_nmi()
-        vm.wait_exit(400)
-    finally:
-        vm.kill()
-    assert (vm.share / "capture.rc").read_text().strip() == "0", vm.tail()
-    out = vm.share / "dumps"
-    with open(out / "f.flat", "rb") as src, lzma.open(out / "f.flat.xz", "wb",
-                                                     preset=1) as dst:
-        shutil.copyfileobj(src, dst, 1 << 20)
+    out, _ = dumps_lab.every_format(tmp_path_factory.mktemp("dumps61"))
     log = (out / "dmesg.txt").read_text(errors="replace")
     m = ng.PANIC_LINE.search(log)
     assert m, "no nmimgr panic line in the dump's log"

@@ -7,6 +7,8 @@
   boot KERNEL [--run CMD]... [--nmi N] [--kdump] [--file DEST=SRC]...
                                     boot, run commands, optionally crash+capture
   shell KERNEL [--file DEST=SRC]... an interactive console (Ctrl-a x quits)
+  dumps DIR [--kernel KERNEL]       one real nmimgr NMI panic dumped by makedumpfile
+                                    in every format into DIR (for bench/run.sh)
   root build|boot|shell NAME [--install DEB|DIR]... [--file DEST=SRC]...
                     [--firstboot CMD]... [--run CMD]...
                     [--kdump]       a real Debian bookworm root (NAME: kdump-tools,
@@ -19,12 +21,13 @@ KERNEL is one of 5.10, 6.1, 6.12 (default for fetch/build: all).
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from . import build, initramfs, kdump, kernels, roots
+from . import build, dumps, initramfs, kdump, kernels, roots
 from .paths import LabError
 from .vm import VM, VMError
 
@@ -96,6 +99,22 @@ def cmd_shell(args):
     with VM(kernel, image, workdir=workdir, append=f"labshell=1 {args.append}",
             interactive=True) as vm:
         vm.proc.wait()
+
+
+def cmd_dumps(args):
+    """One real nmimgr NMI panic, dumped in every format, into DIR."""
+    start = time.monotonic()
+    dest = Path(args.dir)
+    with tempfile.TemporaryDirectory(prefix="nmimgr-dumps-") as workdir:
+        out, _ = dumps.every_format(workdir, args.kernel)
+        # Each dump in a directory of its own, as in /var/crash (the check
+        # of one file looks at its directory's other files: split parts).
+        for path in sorted(out.iterdir()):
+            sub = dest / ("split" if path.name.startswith("s") else path.name)
+            sub.mkdir(parents=True, exist_ok=True)
+            shutil.move(path, sub / path.name)
+            print(f"{(sub / path.name).stat().st_size:>12} {sub / path.name}")
+    print(f"({time.monotonic() - start:.1f}s)")
 
 
 def cmd_root(args):
@@ -180,6 +199,11 @@ def main(argv=None):
                              help="arm kdump, crash with sysrq, read the dump")
             cmd.add_argument("--capture-append", default="",
                              help="extra capture kernel command line words")
+
+    dmp = sub.add_parser("dumps", help=cmd_dumps.__doc__)
+    dmp.add_argument("dir")
+    dmp.add_argument("--kernel", default="6.1", choices=kernels.labels())
+    dmp.set_defaults(func=cmd_dumps)
 
     root = sub.add_parser("root", help=cmd_root.__doc__)
     root.add_argument("action", choices=("build", "boot", "shell"))
