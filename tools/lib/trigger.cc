@@ -391,8 +391,8 @@ size_t FindMagic(std::span<const uint8_t> page, size_t from, uint64_t magic) {
 #ifdef __SSE2__
   const __m128i m = _mm_set1_epi64x(static_cast<long long>(magic));
   auto eq64 = [&](size_t at) {
-    __m128i v = _mm_loadu_si128(
-        reinterpret_cast<const __m128i*>(page.data() + at));
+    __m128i v =
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(page.data() + at));
     __m128i e = _mm_cmpeq_epi32(v, m);
     return _mm_and_si128(e, _mm_shuffle_epi32(e, 0xb1));
   };
