@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 //
-// Opening a dump, the one way the check, discovery, the fuzz targets and
-// nmimgrctl do it: each file through its whole-file compression (outer.h)
-// and its flattened container (flattened.h) to the reader that takes the
-// format (reader.h's Formats(), probed in order), or, for a split set, each
-// part through its compression to the split-set reader (kdump_split.h).
+// Opening a dump, the one way the check, discovery and the fuzz targets do
+// it (and nmimgrctl, when it reads dumps): each file through its whole-file
+// compression (outer.h) and its flattened container (flattened.h) to the reader
+// that takes the format (reader.h's Formats(), probed in order), or, for a
+// split set, each part through its compression to the split-set reader
+// (kdump_split.h).
 //
 // What a dump file looks like from the outside in:
 //

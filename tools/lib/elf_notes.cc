@@ -10,12 +10,6 @@
 #include "notes.h"
 
 namespace nmimgr::vmcore {
-namespace {
-
-constexpr uint64_t kMaxNoteSegment = 64u << 20;
-
-}  // namespace
-
 void ReadNoteSegments(Source& src, uint64_t file_size,
                       const std::vector<Segment>& notes, DumpFacts& facts,
                       Findings& findings) {
@@ -25,7 +19,7 @@ void ReadNoteSegments(Source& src, uint64_t file_size,
           "note segment {}: {} bytes at offset {} end past the end of the "
           "file ({})",
           n.index, n.filesz, n.offset, file_size));
-    if (n.filesz > kMaxNoteSegment)
+    if (n.filesz > kMaxNoteBytes)
       throw CorruptError(fmt::format("note segment {}: size {} is impossible",
                                      n.index, n.filesz));
     std::vector<uint8_t> nb = ReadVector(

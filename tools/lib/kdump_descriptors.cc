@@ -250,22 +250,15 @@ void DescTable::Walk(Source& src, const KdumpLayout& layout,
                  fmt::format("{}{} page descriptors inside the file are zero, "
                              "a write that was killed; the first is {}",
                              p, zero.count, zero.first));
-  if (past_end.count)
-    findings.Add(FindingCode::kTruncated,
-                 fmt::format("{}{}; {} pages are cut", p, past_end.first,
-                             past_end.count));
-  if (bad.count)
-    findings.Add(FindingCode::kBadDescriptor,
-                 fmt::format("{}{}; {} descriptors are impossible", p,
-                             bad.first, bad.count));
-  if (overlap.count)
-    findings.Add(FindingCode::kOverlap,
-                 fmt::format("{}{}; {} descriptors overlap", p, overlap.first,
-                             overlap.count));
-  if (unwritten.count)
-    findings.Add(FindingCode::kFlattenedHole,
-                 fmt::format("{}{}; {} pages were never written", p,
-                             unwritten.first, unwritten.count));
+  // The rest say how many of their kind there are after the first.
+  auto report = [&](const Tally& t, FindingCode code, std::string_view what) {
+    if (t.count)
+      findings.Add(code, fmt::format("{}{}; {} {}", p, t.first, t.count, what));
+  };
+  report(past_end, FindingCode::kTruncated, "pages are cut");
+  report(bad, FindingCode::kBadDescriptor, "descriptors are impossible");
+  report(overlap, FindingCode::kOverlap, "descriptors overlap");
+  report(unwritten, FindingCode::kFlattenedHole, "pages were never written");
 }
 
 // Page data starts right after the room the bitmap gives the descriptor

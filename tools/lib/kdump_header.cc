@@ -13,8 +13,7 @@
 namespace nmimgr::vmcore {
 namespace {
 
-constexpr uint64_t kMaxMetadata = 64ull << 20;  // notes, vmcoreinfo
-constexpr uint64_t kUtsnameLen = 65;            // each of the 6 fields
+constexpr uint64_t kUtsnameLen = 65;  // each of the 6 fields
 
 // utsname field `i` (0 sysname, 1 nodename, 2 release, 4 machine).
 std::string Utsname(const ByteView& h, int i) {
@@ -161,7 +160,7 @@ void ReadKdumpMetadata(Source& src, uint64_t file_size, const KdumpHeader& h,
   auto region = [&](uint64_t off, uint64_t size, const char* what,
                     bool inside_sub) -> bool {
     if (size == 0) return false;
-    if (size > kMaxMetadata)
+    if (size > kMaxNoteBytes)
       throw CorruptError(fmt::format(
           "kdump sub-header: {} size {} is impossible", what, size));
     uint64_t end = CheckedAdd(off, size, what);

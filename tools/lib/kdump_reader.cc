@@ -61,9 +61,7 @@ const KdumpReader::Bytes* KdumpReader::Page(uint64_t pfn) {
     return &it->second;
   if (!HasPfn(pfn)) return nullptr;
   const uint64_t bitmap2 = layout_.bitmap_off + layout_.bitmap_half;
-  uint8_t byte = 0;
-  ReadExact(src_, bitmap2 + pfn / 8, {&byte, 1}, "second bitmap");
-  if (!(byte >> (pfn % 8) & 1)) return nullptr;
+  if (!BitmapBit(src_, bitmap2, pfn, "second bitmap")) return nullptr;
   uint64_t index = rank_.Rank(src_, bitmap2, pfn) -
                    rank_.Rank(src_, bitmap2, layout_.start_pfn);
   if (index >= table_.count()) return nullptr;
