@@ -29,9 +29,10 @@
 
 namespace nmimgr::vmcore {
 
-// Whether `src` starts with a dump's signature, inside any whole-file
-// compression: kMine for a flattened stream or a format of Formats(),
-// kTooShort when the data ends inside one of their signatures.
+// Whether `src` starts with a dump's signature: kMine for a flattened
+// stream or a format of Formats(), kTooShort when the data ends inside one
+// of their signatures.  A whole-file compression is not looked into
+// (DetectOuter tells it).
 Probe ProbeDumpSignature(Source& src);
 
 // `raw` through its whole-file compression, when it has one.

@@ -22,6 +22,31 @@ void KdumpReader::CheckStructure(DumpFacts& facts, Findings& findings) {
     walkable_ = false;
 }
 
+// Inline: the per-page step of NextBatch.
+inline std::optional<PageJob> KdumpReader::NextJob() {
+  if (pending_) {
+    std::optional<PageJob> j = pending_;
+    pending_.reset();
+    return j;
+  }
+  const std::optional<uint64_t>& zero_off = table_.zero_off();
+  PageDesc d;
+  while (walker_->Next(d)) {
+    if (!d.present) return std::nullopt;
+    if (!table_.Sound(src_, d)) continue;
+    PageJob j;
+    j.src = &src_;
+    j.pfn = d.pfn;
+    j.index = d.index;
+    j.offset = static_cast<uint64_t>(d.offset);
+    j.size = d.size;
+    j.flags = d.flags;
+    j.zero_page = zero_off && *zero_off == j.offset;
+    return j;
+  }
+  return std::nullopt;
+}
+
 bool KdumpReader::NextBatch(std::vector<PageJob>& batch) {
   batch.clear();
   if (!walkable_) return false;
@@ -73,30 +98,6 @@ const KdumpReader::Bytes* KdumpReader::Page(uint64_t pfn) {
   if (!DecodePage(d->flags, data, page).empty()) return nullptr;
   if (page_cache_.size() >= 256) page_cache_.clear();
   return &(page_cache_[pfn] = std::move(page));
-}
-
-std::optional<PageJob> KdumpReader::NextJob() {
-  if (pending_) {
-    std::optional<PageJob> j = pending_;
-    pending_.reset();
-    return j;
-  }
-  const std::optional<uint64_t>& zero_off = table_.zero_off();
-  PageDesc d;
-  while (walker_->Next(d)) {
-    if (!d.present) return std::nullopt;
-    if (!table_.Sound(src_, d)) continue;
-    PageJob j;
-    j.src = &src_;
-    j.pfn = d.pfn;
-    j.index = d.index;
-    j.offset = static_cast<uint64_t>(d.offset);
-    j.size = d.size;
-    j.flags = d.flags;
-    j.zero_page = zero_off && *zero_off == j.offset;
-    return j;
-  }
-  return std::nullopt;
 }
 
 void KdumpReader::Check(DumpFacts& facts, Findings& findings) {
