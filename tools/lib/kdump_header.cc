@@ -88,7 +88,6 @@ void ReadKdumpLayout(Source& src, KdumpLayout& l, KdumpHeader& header,
   if (h.version < 1 || h.version > 6)
     throw CorruptError(fmt::format(
         "kdump header: version {} is not one of 1 to 6", h.version));
-  l.version = h.version;
   facts.header_version = h.version;
   facts.kernel_release = h.release;
   facts.machine = h.machine;
@@ -123,7 +122,6 @@ void ReadKdumpLayout(Source& src, KdumpLayout& l, KdumpHeader& header,
   l.start_pfn = 0;
   l.end_pfn = l.max_mapnr;
   if (sub.split) {
-    l.split = true;
     facts.split = true;
     l.start_pfn = sub.start_pfn;
     l.end_pfn = sub.end_pfn;
@@ -136,7 +134,6 @@ void ReadKdumpLayout(Source& src, KdumpLayout& l, KdumpHeader& header,
 
   l.bitmap_off = CheckedMul(1 + static_cast<uint64_t>(h.sub_hdr_size),
                             l.block_size, "kdump bitmap offset");
-  l.bitmap_blocks = h.bitmap_blocks;
   l.bitmap_len = CheckedMul(h.bitmap_blocks, l.block_size, "kdump bitmap size");
   if (h.bitmap_blocks == 0 || h.bitmap_blocks % 2 != 0)
     throw CorruptError(

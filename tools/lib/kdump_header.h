@@ -95,13 +95,10 @@ KdumpSubHeader ReadKdumpSubHeader(Source& src, const KdumpHeader& h,
 
 // Where a checked header puts the rest of the file.
 struct KdumpLayout {
-  int version = 0;
   uint32_t block_size = 4096;
-  uint32_t bitmap_blocks = 0;
   uint64_t max_mapnr = 0;
   // The pfns this file dumps: [0, max_mapnr), or a split part's range.
   uint64_t start_pfn = 0, end_pfn = 0;
-  bool split = false;
   uint64_t bitmap_off = 0, bitmap_len = 0, bitmap_half = 0;
   uint64_t desc_off = 0;  // the descriptor table, right after the bitmaps
 };
