@@ -11,8 +11,10 @@
 
 #include "check.h"
 #include "checked.h"
+#include "dump_open.h"
+#include "findings.h"
 #include "flattened.h"
-#include "kdump_reader.h"
+#include "kdump_split.h"
 #include "kernel_log.h"
 #include "outer.h"
 #include "reader.h"
@@ -77,79 +79,67 @@ void RunReader(v::DumpReader& inner) {
   v::ScanOptions so;
   so.deep = true;
   so.threads = 1;
-  try {
+  v::CatchErrors(findings, v::Catch::kDataErrors, {}, [&] {
     v::ScanPages(reader, facts.page_size, scanner, so, findings);
-  } catch (const v::CorruptError&) {
-  } catch (const v::TruncatedError&) {
-  }
+  });
   scanner.records();
   scanner.memory_panic_line();
   scanner.memory_panic_message();
   v::VerdictOf(findings);
 }
 
-// Probes `src` with every reader, as check.cc's OpenOne does, and runs the
-// one that takes it.
-void ProbeAndRun(v::Source& src) {
-  for (const v::Format& f : v::Formats()) {
-    if (f.probe(src) == v::Probe::kMine) {
-      std::unique_ptr<v::DumpReader> reader = f.open(src);
-      RunReader(*reader);
-      return;
-    }
-  }
-}
-
 template <typename F>
 void Guarded(F&& f) {
-  // The errors CheckDump turns into findings; anything else escapes.
-  try {
-    f();
-  } catch (const v::IoError&) {
-  } catch (const v::CorruptError&) {
-  } catch (const v::TruncatedError&) {
-  }
+  // The errors CheckDump turns into findings (v::CatchErrors, as CheckDump
+  // does); anything else escapes.
+  v::Findings ignored;
+  v::CatchErrors(ignored, v::Catch::kAllErrors, {}, f);
 }
 
-void OneFormat(const uint8_t* data, size_t size, v::Probe (*probe)(v::Source&),
-               std::unique_ptr<v::DumpReader> (*open)(v::Source&)) {
-  v::MemorySource src(Copy(data, size));
-  Guarded([&] {
-    if (probe(src) != v::Probe::kMine) return;
-    std::unique_ptr<v::DumpReader> reader = open(src);
-    RunReader(*reader);
-  });
+// Opens the input as the check opens a dump file (v::OpenDump), with only
+// the reader of `format` when one is named, and runs the reader that takes
+// it.  Returns what was opened, for a target that looks further into it.
+v::OpenedDump OpenAndRun(const uint8_t* data, size_t size,
+                         std::string_view format = {}) {
+  v::OpenedDump dump;
+  v::Findings findings;
+  v::OpenDump(std::make_unique<v::MemorySource>(Copy(data, size)), "<fuzz>",
+              dump, findings, {.format = format});
+  if (dump.reader) RunReader(*dump.reader);
+  return dump;
 }
 
 void FuzzElf(const uint8_t* data, size_t size) {
-  OneFormat(data, size, v::ProbeElf, v::OpenElfReader);
+  Guarded([&] { OpenAndRun(data, size, "elf64"); });
 }
 
 void FuzzKdump(const uint8_t* data, size_t size) {
-  OneFormat(data, size, v::ProbeKdump, v::OpenKdumpReader);
+  Guarded([&] { OpenAndRun(data, size, "kdump-compressed"); });
   v::MemorySource src(Copy(data, size));
   Guarded([&] { v::ReadSplitIdentity(src); });
 }
 
 void FuzzFlattened(const uint8_t* data, size_t size) {
-  v::MemorySource file(Copy(data, size));
-  Guarded([&] {
+  {
+    v::MemorySource file(Copy(data, size));
     if (v::ProbeFlattened(file) != v::Probe::kMine) return;
-    v::Findings findings;
-    v::FlattenedSource flat(file, findings);
-    if (flat.Size() == 0) return;
-    // Reads across record boundaries and holes, then the dump inside.
+  }
+  Guarded([&] {
+    v::OpenedDump dump = OpenAndRun(data, size);
+    if (!dump.flat || dump.flat->Size() == 0) return;
+    // Reads across record boundaries and holes.
     uint8_t buf[1024];
-    for (uint64_t off : {uint64_t{0}, flat.Size() / 2, flat.Size() - 1})
-      flat.ReadAt(off, buf);
-    ProbeAndRun(flat);
+    for (uint64_t off :
+         {uint64_t{0}, dump.flat->Size() / 2, dump.flat->Size() - 1})
+      dump.flat->ReadAt(off, buf);
   });
 }
 
 void FuzzSplit(const uint8_t* data, size_t size) {
   if (size == 0) return;
   size_t nparts = data[0] % 4 + 1, pos = 1;
-  std::vector<std::unique_ptr<v::MemorySource>> parts;
+  std::vector<std::unique_ptr<v::Source>> parts;
+  std::vector<std::string> names;
   for (size_t i = 0; i < nparts; ++i) {
     uint32_t len = 0;
     if (size - pos >= 4) {
@@ -162,27 +152,25 @@ void FuzzSplit(const uint8_t* data, size_t size) {
     len = static_cast<uint32_t>(std::min<size_t>(len, size - pos));
     parts.push_back(std::make_unique<v::MemorySource>(
         Copy(data + pos, len), "part" + std::to_string(i)));
+    names.push_back(parts.back()->Name());
     pos += len;
   }
   Guarded([&] {
-    std::vector<v::Source*> srcs;
-    std::vector<std::string> names;
-    for (auto& p : parts) {
-      v::ReadSplitIdentity(*p);
-      srcs.push_back(p.get());
-      names.push_back(p->Name());
-    }
-    std::unique_ptr<v::DumpReader> reader = v::OpenSplitSetReader(srcs, names);
-    RunReader(*reader);
+    for (auto& p : parts) v::ReadSplitIdentity(*p);
+    v::OpenedDump dump;
+    v::OpenSplitDump(std::move(parts), std::move(names), dump);
+    RunReader(*dump.reader);
   });
 }
 
 void FuzzOuter(const uint8_t* data, size_t size) {
-  auto raw = std::make_unique<v::MemorySource>(Copy(data, size));
-  v::OuterKind kind = v::DetectOuter(*raw);
-  if (kind == v::OuterKind::kNone) return;
+  {
+    v::MemorySource raw(Copy(data, size));
+    if (v::DetectOuter(raw) == v::OuterKind::kNone) return;
+  }
   Guarded([&] {
-    std::unique_ptr<v::StreamSource> s = v::OpenOuter(std::move(raw), kind);
+    v::OpenedDump dump = OpenAndRun(data, size);
+    v::StreamSource* s = dump.streams.front();
     if (s->NotADump()) return;  // decoded no further, as the check does
     uint64_t total = s->Size();
     s->Truncated();
@@ -193,7 +181,6 @@ void FuzzOuter(const uint8_t* data, size_t size) {
     for (uint64_t off :
          {total > 0 ? total - 1 : 0, uint64_t{0}, total / 2, uint64_t{1} << 20})
       s->ReadAt(off, buf);
-    if (total > 0) ProbeAndRun(*s);
   });
 }
 

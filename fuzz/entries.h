@@ -8,7 +8,9 @@
 //
 // An entry returns normally for every input.  The library's own error types
 // (IoError, CorruptError, TruncatedError) are caught where CheckDump catches
-// them; any other exception, a crash, or a sanitizer report is a bug.
+// them, by the same CatchErrors (findings.h); any other exception, a crash,
+// or a sanitizer report is a bug.  Dumps are opened as the check opens them
+// (OpenDump, OpenSplitDump: dump_open.h).
 #ifndef NMIMGR_FUZZ_ENTRIES_H_
 #define NMIMGR_FUZZ_ENTRIES_H_
 

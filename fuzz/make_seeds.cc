@@ -12,8 +12,8 @@
 
 #include "codec.h"
 #include "dump_builder.h"
+#include "dump_open.h"
 #include "entries.h"
-#include "kdump_reader.h"
 #include "reader.h"
 #include "source.h"
 
@@ -179,11 +179,12 @@ int main(int argc, char** argv) {
                        "type=unknown cpu=0 mask=0xcf"}},
                      5, 4000, direct);
     Bytes built = t::BuildKdump(ks);
-    v::MemorySource src(built);
-    std::unique_ptr<v::DumpReader> r = v::OpenKdumpReader(src);
-    v::DumpFacts facts;
+    v::OpenedDump dump;
     v::Findings findings;
-    r->CheckStructure(facts, findings);
+    v::OpenDump(std::make_unique<v::MemorySource>(built), "kernel-log seed",
+                dump, findings);
+    v::DumpFacts facts;
+    dump.reader->CheckStructure(facts, findings);
     Bytes in(facts.vmcoreinfo.begin(), facts.vmcoreinfo.end());
     in.push_back(0);
     for (uint64_t pfn = 40; pfn <= 56; ++pfn) {

@@ -19,6 +19,8 @@ namespace po = boost::program_options;
 
 namespace {
 
+constexpr const char* kProgram = "nmimgr-vmcore-check";
+
 constexpr const char* kUsage =
     "usage: nmimgr-vmcore-check [OPTIONS] PATH...\n"
     "\n"
@@ -143,7 +145,7 @@ int main(int argc, char** argv) {
   }
   opts.check.progress = !opts.quiet && !opts.journal && ::isatty(STDERR_FILENO);
   try {
-    return nmimgr::vmcore::Run(opts, std::cout, std::cerr);
+    return nmimgr::vmcore::Run(opts, kProgram, std::cout, std::cerr);
   } catch (const std::exception& e) {
     std::cerr << (opts.journal ? "<3>" : "") << "nmimgr-vmcore-check: "
               << nmimgr::vmcore::TerminalText(e.what()) << "\n";

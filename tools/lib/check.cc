@@ -15,94 +15,14 @@
 
 #include "checked.h"
 #include "dump_metrics.h"
-#include "flattened.h"
-#include "kdump_reader.h"
+#include "dump_open.h"
+#include "findings.h"
 #include "kernel_log.h"
-#include "outer.h"
 
 namespace nmimgr::vmcore {
 namespace {
 
 constexpr uint64_t kMaxDmesg = 64ull << 20;
-
-// Sources of one dump, kept alive for the reader.
-struct Opened {
-  std::vector<std::unique_ptr<Source>> owned;
-  Source* top = nullptr;
-};
-
-// Opens one file through its outer compression and flattened container.
-// Returns nullptr (with a finding) when no reader can take it.
-std::unique_ptr<DumpReader> OpenOne(const std::string& path, Opened& o,
-                                    DumpResult& r) {
-  auto file = std::make_unique<FileSource>(path);
-  Source* src = file.get();
-  o.owned.push_back(std::move(file));
-  if (OuterKind k = DetectOuter(*src); k != OuterKind::kNone) {
-    auto stream = OpenOuter(std::move(o.owned.back()), k);
-    o.owned.pop_back();
-    src = stream.get();
-    r.outer = OuterName(k);
-    // A stream whose first decoded bytes are no dump's is decoded no
-    // further (a compression bomb).
-    std::optional<std::string> not_dump = stream->NotADump();
-    o.owned.push_back(std::move(stream));
-    if (not_dump) {
-      r.findings.Add(Severity::kCorrupt, "unknown-format",
-                     fmt::format("{}: {}", path, *not_dump));
-      return nullptr;
-    }
-  }
-  if (src->Size() == 0) {
-    r.findings.Add(Severity::kIncomplete, "truncated",
-                   fmt::format("{}: the file is empty", path));
-    return nullptr;
-  }
-  {
-    // A file whose start is all zeros was written but never reached the
-    // disk (file size updated, data blocks lost in a reset).
-    std::vector<uint8_t> head(std::min<uint64_t>(src->Size(), 4096));
-    size_t got = src->ReadAt(0, head);
-    head.resize(got);
-    if (!head.empty() && std::all_of(head.begin(), head.end(),
-                                     [](uint8_t b) { return b == 0; })) {
-      r.findings.Add(Severity::kIncomplete, "zero-filled",
-                     fmt::format("{}: the first {} bytes are zero: the file "
-                                 "was written but its data never reached "
-                                 "the disk",
-                                 path, got));
-      return nullptr;
-    }
-  }
-  Probe flat = ProbeFlattened(*src);
-  if (flat == Probe::kMine) {
-    auto fl = std::make_unique<FlattenedSource>(*src, r.findings);
-    src = fl.get();
-    o.owned.push_back(std::move(fl));
-    r.container = "flattened";
-    if (src->Size() == 0) return nullptr;  // Findings say why.
-  }
-  bool too_short = flat == Probe::kTooShort;
-  for (const Format& f : Formats()) {
-    Probe p = f.probe(*src);
-    if (p == Probe::kMine) {
-      o.top = src;
-      return f.open(*src);
-    }
-    too_short |= p == Probe::kTooShort;
-  }
-  if (too_short)
-    r.findings.Add(Severity::kIncomplete, "truncated",
-                   fmt::format("{}: the data ends after {} bytes, inside a "
-                               "dump signature",
-                               path, src->Size()));
-  else
-    r.findings.Add(Severity::kCorrupt, "unknown-format",
-                   fmt::format("{}: no known dump signature (ELF, KDUMP, "
-                               "makedumpfile)",
-                               path));
-  return nullptr;
-}
 
 class Progress {
  public:
@@ -134,7 +54,7 @@ void ReportHoles(FlattenedSource* flat, DumpResult& r) {
   if (!flat || !flat->has_end_marker() || flat->hole_reads() == 0 ||
       r.findings.HasCode("flattened-hole"))
     return;
-  r.findings.Add(Severity::kIncomplete, "flattened-hole",
+  r.findings.Add(FindingCode::kFlattenedHole,
                  fmt::format("flattened stream: no record carries dump "
                              "offsets {}, which the dump needs; {} reads "
                              "fell into such holes",
@@ -144,65 +64,55 @@ void ReportHoles(FlattenedSource* flat, DumpResult& r) {
 void CheckInto(DumpResult& r, const CheckOptions& opts) {
   const DumpSet& set = r.set;
   if (!set.missing.empty()) {
-    r.findings.Add(Severity::kIncomplete, "dump-missing", set.missing);
+    r.findings.Add(FindingCode::kDumpMissing, set.missing);
     return;
   }
   if (set.name_incomplete)
     r.findings.Add(
-        Severity::kIncomplete, "incomplete-name",
+        FindingCode::kIncompleteName,
         fmt::format(
             "the name {} says the capture did not finish",
             std::filesystem::path(set.files.front()).filename().string()));
-  Opened opened;
-  std::unique_ptr<DumpReader> reader;
-  FlattenedSource* flat = nullptr;
-  std::vector<Opened> parts;
-  StreamSource* stream = nullptr;
-  if (set.split && set.files.size() >= 1) {
-    std::vector<Source*> srcs;
-    std::vector<std::string> names;
-    for (const auto& f : set.files) {
-      std::unique_ptr<Source> fsrc = std::make_unique<FileSource>(f);
-      // A compressed part (dump.1.xz) is read through its decoder.
-      if (OuterKind k = DetectOuter(*fsrc); k != OuterKind::kNone) {
-        fsrc = OpenOuter(std::move(fsrc), k);
-        r.outer = OuterName(k);
-      }
-      srcs.push_back(fsrc.get());
-      names.push_back(std::filesystem::path(f).filename().string());
-      opened.owned.push_back(std::move(fsrc));
-    }
-    reader = OpenSplitSetReader(srcs, names);
-  } else {
-    reader = OpenOne(set.files.front(), opened, r);
-    if (!opened.owned.empty())
-      stream = dynamic_cast<StreamSource*>(opened.owned.front().get());
-    for (auto& o : opened.owned)
-      if (auto* f = dynamic_cast<FlattenedSource*>(o.get())) flat = f;
+  OpenedDump opened;
+  try {
+    if (set.split)
+      OpenSplitDump(set.files, opened);
+    else
+      OpenDump(set.files.front(), opened, r.findings);
+  } catch (...) {
+    r.outer = opened.outer;
+    r.container = opened.container;
+    throw;
   }
+  r.outer = opened.outer;
+  r.container = opened.container;
+  DumpReader* reader = opened.reader.get();
   if (reader) {
     // The default check reads the descriptor table's ends; --deep all of it.
     reader->set_full_walk(opts.deep);
     reader->CheckStructure(r.facts, r.findings);
   }
-  if (stream && stream->Truncated())
-    r.findings.Add(Severity::kIncomplete, "outer-truncated",
-                   stream->TruncationMessage());
-  if (stream && !stream->NotADump())
-    if (auto t = stream->TrailingData())
-      r.findings.Add(Severity::kCorrupt, "trailing-data", *t);
-  if (set.split)
-    for (size_t i = 0; i < opened.owned.size(); ++i)
-      if (auto* st = dynamic_cast<StreamSource*>(opened.owned[i].get()); st) {
-        std::string name =
-            std::filesystem::path(set.files[i]).filename().string();
-        if (st->Truncated())
-          r.findings.Add(Severity::kIncomplete, "outer-truncated",
-                         fmt::format("{}: {}", name, st->TruncationMessage()));
+  // Each compressed file's stream: cut short, or followed by bytes that
+  // are neither a stream nor padding.  A split part's are named.
+  for (size_t i = 0; i < opened.streams.size(); ++i) {
+    StreamSource* st = opened.streams[i];
+    if (!st) continue;
+    if (!set.split) {
+      if (st->Truncated())
+        r.findings.Add(FindingCode::kOuterTruncated, st->TruncationMessage());
+      if (!st->NotADump())
         if (auto t = st->TrailingData())
-          r.findings.Add(Severity::kCorrupt, "trailing-data",
-                         fmt::format("{}: {}", name, *t));
-      }
+          r.findings.Add(FindingCode::kTrailingData, *t);
+      continue;
+    }
+    std::string name = std::filesystem::path(set.files[i]).filename().string();
+    if (st->Truncated())
+      r.findings.Add(FindingCode::kOuterTruncated,
+                     fmt::format("{}: {}", name, st->TruncationMessage()));
+    if (auto t = st->TrailingData())
+      r.findings.Add(FindingCode::kTrailingData,
+                     fmt::format("{}: {}", name, *t));
+  }
 
   // The kernel log: saved next to the dump, else the dump's printk ring
   // buffer, else (below) a text scan of the dump's memory.
@@ -281,15 +191,9 @@ void CheckInto(DumpResult& r, const CheckOptions& opts) {
                         std::filesystem::path(set.files.front()).filename());
       so.progress = [&](uint64_t d, uint64_t t) { progress(d, t); };
       r.scan_mode = opts.deep ? "deep" : "trigger";
-      try {
+      CatchErrors(r.findings, Catch::kDataErrors, "scanning pages: ", [&] {
         r.scan = ScanPages(*reader, r.facts.page_size, scanner, so, r.findings);
-      } catch (const CorruptError& e) {
-        r.findings.Add(Severity::kCorrupt, "corrupt",
-                       fmt::format("scanning pages: {}", e.what()));
-      } catch (const TruncatedError& e) {
-        r.findings.Add(Severity::kIncomplete, "truncated",
-                       fmt::format("scanning pages: {}", e.what()));
-      }
+      });
       if (!have_log) {
         r.trigger.log_source = "dump-memory";
         if (auto l = scanner.memory_panic_line()) {
@@ -306,7 +210,7 @@ void CheckInto(DumpResult& r, const CheckOptions& opts) {
     r.trigger.magic_hits = walked->magic_hits();
   }
   ChooseTrigger(r.trigger);
-  ReportHoles(flat, r);
+  ReportHoles(opened.flat, r);
 }
 
 }  // namespace
@@ -383,24 +287,17 @@ DumpResult CheckDump(const DumpSet& set, const CheckOptions& opts) {
   DumpResult r;
   r.set = set;
   r.stamps = StampsOf(set);
-  try {
-    CheckInto(r, opts);
-  } catch (const IoError& e) {
-    r.findings.Add(Severity::kUnreadable, "io-error", e.what());
-  } catch (const CorruptError& e) {
-    r.findings.Add(Severity::kCorrupt, "corrupt", e.what());
-  } catch (const TruncatedError& e) {
-    r.findings.Add(Severity::kIncomplete, "truncated", e.what());
-  }
+  CatchErrors(r.findings, Catch::kAllErrors, {}, [&] { CheckInto(r, opts); });
   r.verdict = VerdictOf(r.findings);
   return r;
 }
 
-int Run(const Options& opts, std::ostream& out, std::ostream& err) {
+int Run(const Options& opts, std::string_view program, std::ostream& out,
+        std::ostream& err) {
   // In --journal mode every line, errors included, carries its sd-daemon(3)
   // priority so that journald files it at that level.
   const std::string err_prefix =
-      std::string(opts.journal ? "<3>" : "") + "nmimgr-vmcore-check: ";
+      fmt::format("{}{}: ", opts.journal ? "<3>" : "", program);
   Discovery disc = Discover(opts.paths);
   int status = 0;
   for (const auto& e : disc.errors) {
@@ -499,7 +396,7 @@ int Run(const Options& opts, std::ostream& out, std::ostream& err) {
     return status;
   }
   if (results.empty() && disc.errors.empty() && !opts.quiet && !opts.json)
-    err << "nmimgr-vmcore-check: "
+    err << program << ": "
         << (skipped
                 ? fmt::format("no new dumps ({} already annotated)", skipped)
                 : std::string("no dumps found"))

@@ -159,8 +159,11 @@ struct Options {
 
 // Exit status: 0 every dump complete, 1 some dump is not, 2 usage or I/O
 // errors (including an unreadable dump or a failed annotation).  Dumps
-// that `only_new` skips do not count.
-int Run(const Options& opts, std::ostream& out, std::ostream& err);
+// that `only_new` skips do not count.  Each line on `err` starts with
+// "<program>: " (after its priority under --journal): the library has no
+// name of its own, the program that calls it passes its own.
+int Run(const Options& opts, std::string_view program, std::ostream& out,
+        std::ostream& err);
 
 }  // namespace nmimgr::vmcore
 

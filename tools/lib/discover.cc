@@ -13,7 +13,8 @@
 #include <regex>
 #include <tuple>
 
-#include "kdump_reader.h"
+#include "dump_open.h"
+#include "kdump_split.h"
 #include "outer.h"
 #include "source.h"
 
@@ -74,14 +75,7 @@ std::string LayoutOfFiles(const std::vector<std::string>& names) {
 bool LooksLikeDump(const fs::path& p) {
   try {
     FileSource src(p.string());
-    uint8_t m[13] = {};
-    size_t n = src.ReadAt(0, m);
-    std::string_view head(reinterpret_cast<const char*>(m), n);
-    return head.starts_with("KDUMP   ") ||
-           head.starts_with(
-               "\x7f"
-               "ELF") ||
-           head.starts_with(std::string_view("makedumpfile\0", 13)) ||
+    return ProbeDumpSignature(src) == Probe::kMine ||
            DetectOuter(src) != OuterKind::kNone;
   } catch (const std::exception&) {
     return false;
@@ -92,12 +86,8 @@ bool LooksLikeDump(const fs::path& p) {
 // compression (dump.1.xz): only the first header blocks are decoded.
 std::optional<SplitIdentity> IdentityOf(const std::string& path) {
   try {
-    auto src = std::make_unique<FileSource>(path);
-    if (OuterKind k = DetectOuter(*src); k != OuterKind::kNone) {
-      auto stream = OpenOuter(std::move(src), k);
-      return ReadSplitIdentity(*stream);
-    }
-    return ReadSplitIdentity(*src);
+    Unwrapped u = UnwrapOuter(std::make_unique<FileSource>(path));
+    return ReadSplitIdentity(*u.src);
   } catch (const std::exception&) {
     return std::nullopt;  // Unreadable: the check reports it.
   }

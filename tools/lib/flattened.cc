@@ -21,7 +21,7 @@ FlattenedSource::FlattenedSource(Source& file, Findings& findings)
   std::array<uint8_t, 32> hdr{};
   size_t got = file.ReadAt(0, hdr);
   if (got < hdr.size()) {
-    findings.Add(Severity::kIncomplete, "truncated",
+    findings.Add(FindingCode::kTruncated,
                  fmt::format("flattened header: file ends at {} bytes, "
                              "within the {}-byte header",
                              file_size, kFlatHeaderSize));
@@ -30,14 +30,14 @@ FlattenedSource::FlattenedSource(Source& file, Findings& findings)
   ByteView h(hdr, 0, "flattened header");
   int64_t type = h.Be64s(16), version = h.Be64s(24);
   if (type != 1 || version != 1) {
-    findings.Add(Severity::kCorrupt, "bad-version",
+    findings.Add(FindingCode::kBadVersion,
                  fmt::format("flattened header: type {} version {}, "
                              "expected type 1 version 1",
                              type, version));
     return;
   }
   if (file_size < kFlatHeaderSize) {
-    findings.Add(Severity::kIncomplete, "truncated",
+    findings.Add(FindingCode::kTruncated,
                  fmt::format("flattened header: file ends at {} bytes, "
                              "within the {}-byte header",
                              file_size, kFlatHeaderSize));
@@ -46,7 +46,7 @@ FlattenedSource::FlattenedSource(Source& file, Findings& findings)
   uint64_t pos = kFlatHeaderSize;
   for (uint64_t n = 0;; ++n) {
     if (pos == file_size) {
-      findings.Add(Severity::kIncomplete, "no-end-marker",
+      findings.Add(FindingCode::kNoEndMarker,
                    fmt::format("flattened stream ends at offset {} after {} "
                                "records without its end marker",
                                pos, n));
@@ -54,7 +54,7 @@ FlattenedSource::FlattenedSource(Source& file, Findings& findings)
     }
     std::array<uint8_t, 16> rh{};
     if (file.ReadAt(pos, rh) != rh.size()) {
-      findings.Add(Severity::kIncomplete, "truncated",
+      findings.Add(FindingCode::kTruncated,
                    fmt::format("flattened record {} at offset {}: header "
                                "cut by the end of the file ({})",
                                n, pos, file_size));
@@ -66,14 +66,14 @@ FlattenedSource::FlattenedSource(Source& file, Findings& findings)
       end_marker_ = true;
       records_ = n;
       if (pos + 16 != file_size)
-        findings.Add(Severity::kCorrupt, "trailing-data",
+        findings.Add(FindingCode::kTrailingData,
                      fmt::format("flattened stream: {} bytes after the end "
                                  "marker at offset {}",
                                  file_size - pos - 16, pos));
       return;
     }
     if (off < 0 || len < 0) {
-      findings.Add(Severity::kCorrupt, "impossible-size",
+      findings.Add(FindingCode::kImpossibleSize,
                    fmt::format("flattened record {} at offset {}: offset {} "
                                "size {}",
                                n, pos, off, len));
@@ -85,14 +85,14 @@ FlattenedSource::FlattenedSource(Source& file, Findings& findings)
     // Offsets are off_t: the record must end below 2^63.
     uint64_t lend = uoff + ulen;
     if (ulen > static_cast<uint64_t>(INT64_MAX) - uoff) {
-      findings.Add(Severity::kCorrupt, "impossible-size",
+      findings.Add(FindingCode::kImpossibleSize,
                    fmt::format("flattened record {} at offset {}: offset {} + "
                                "size {} overflows",
                                n, pos, off, len));
       return;
     }
     if (ulen > file_size - data) {
-      findings.Add(Severity::kIncomplete, "truncated",
+      findings.Add(FindingCode::kTruncated,
                    fmt::format("flattened record {} at offset {}: {} bytes "
                                "of data for dump offset {} end past the end "
                                "of the file ({})",

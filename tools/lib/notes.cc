@@ -27,7 +27,7 @@ NoteSummary ParseNotes(std::span<const uint8_t> data, uint64_t base,
     uint64_t desc_off = name_off + Align4(namesz);
     uint64_t next = desc_off + Align4(descsz);
     if (next > v.size()) {
-      findings.Add(Severity::kCorrupt, "bad-note",
+      findings.Add(FindingCode::kBadNote,
                    fmt::format("elf note at offset {}: name {} and desc {} "
                                "bytes run past the {}-byte note segment",
                                base + pos, namesz, descsz, v.size()));

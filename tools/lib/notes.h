@@ -21,6 +21,10 @@
 
 namespace nmimgr::vmcore {
 
+// The most bytes of notes or VMCOREINFO a dump's headers may claim (a
+// kdump sub-header's regions, an ELF note segment).
+inline constexpr uint64_t kMaxNoteBytes = 64ull << 20;
+
 struct NoteSummary {
   uint32_t prstatus = 0;   // NT_PRSTATUS notes: one per CPU that was saved
   std::string vmcoreinfo;  // text of the VMCOREINFO note, if any

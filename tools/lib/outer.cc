@@ -17,8 +17,7 @@
 #include <vector>
 
 #include "checked.h"
-#include "flattened.h"
-#include "reader.h"
+#include "dump_open.h"
 
 namespace nmimgr::vmcore {
 namespace {
@@ -385,10 +384,7 @@ std::unique_ptr<Decoder> MakeDecoder(OuterKind kind) {
 bool StartsLikeDump(const std::vector<uint8_t>& head) {
   MemorySource m(std::vector<uint8_t>(
       head.begin(), head.begin() + std::min<size_t>(head.size(), 64)));
-  if (ProbeFlattened(m) != Probe::kNotMine) return true;
-  for (const Format& f : Formats())
-    if (f.probe(m) != Probe::kNotMine) return true;
-  return false;
+  return ProbeDumpSignature(m) != Probe::kNotMine;
 }
 
 class DecodingSource : public StreamSource {

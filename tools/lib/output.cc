@@ -16,18 +16,6 @@ namespace {
 
 using nlohmann::json;
 
-const char* SeverityName(Severity s) {
-  switch (s) {
-    case Severity::kIncomplete:
-      return "incomplete";
-    case Severity::kCorrupt:
-      return "corrupt";
-    case Severity::kUnreadable:
-      return "unreadable";
-  }
-  return "?";
-}
-
 std::string IsoTime(int64_t secs, uint32_t nanos = 0) {
   std::time_t t = static_cast<std::time_t>(secs);
   std::tm tm{};

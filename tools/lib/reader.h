@@ -14,33 +14,10 @@
 #include <string>
 #include <vector>
 
+#include "findings.h"
 #include "source.h"
 
 namespace nmimgr::vmcore {
-
-// What a finding means for the verdict.
-enum class Severity {
-  kIncomplete,  // data is missing: truncated, flagged, killed write
-  kCorrupt,     // data is there but impossible
-  kUnreadable,  // the tool could not read it (I/O)
-};
-
-struct Finding {
-  Severity severity;
-  std::string code;     // stable identifier, see docs/vmcore-check.md
-  std::string message;  // lowercase, chained context
-};
-
-class Findings {
- public:
-  void Add(Severity s, std::string code, std::string message);
-  const std::vector<Finding>& all() const { return all_; }
-  bool Has(Severity s) const;
-  bool HasCode(const std::string& code) const;
-
- private:
-  std::vector<Finding> all_;
-};
 
 // Facts a reader learns from the structure (no page data).
 struct DumpFacts {

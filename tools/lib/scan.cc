@@ -298,13 +298,13 @@ ScanStats ScanPages(DumpReader& reader, uint32_t page_size,
     zeroed += res.zeroed;
   }
   if (zeroed)
-    findings.Add(Severity::kIncomplete, "zero-data",
+    findings.Add(FindingCode::kZeroData,
                  fmt::format("{} pages have compressed data that is all zero "
                              "bytes, data that never reached the disk; the "
                              "first is the {}",
                              zeroed, first_zeroed));
   if (stats.pages_bad)
-    findings.Add(Severity::kCorrupt, "bad-page",
+    findings.Add(FindingCode::kBadPage,
                  fmt::format("{}; {} pages do not decode to a page", first_bad,
                              stats.pages_bad));
   return stats;

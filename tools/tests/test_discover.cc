@@ -208,7 +208,7 @@ TEST_CASE(
   o.json = true;
   o.check = ScanOpts();
   std::ostringstream out, err;
-  int status = v::Run(o, out, err);
+  int status = v::Run(o, "nmimgr-vmcore-check", out, err);
   CHECK(status == 1);
   auto j = nlohmann::json::parse(out.str());
   CHECK(j["schema"] == "nmimgr-vmcore-check/1");
@@ -242,10 +242,10 @@ TEST_CASE("exits 0 when every dump is complete and 2 on a missing path",
   v::Options o;
   o.quiet = true;
   o.paths = {fc.root + "/202611261455"};
-  CHECK(v::Run(o, out, err) == 0);
+  CHECK(v::Run(o, "nmimgr-vmcore-check", out, err) == 0);
   CHECK(out.str().empty());
   o.paths = {fc.root + "/202611261455", fc.root + "/missing"};
-  CHECK(v::Run(o, out, err) == 2);
+  CHECK(v::Run(o, "nmimgr-vmcore-check", out, err) == 2);
   CHECK_THAT(err.str(), Catch::Contains("nmimgr-vmcore-check: "));
   CHECK_THAT(err.str(), Catch::Contains("missing"));
 }
@@ -256,7 +256,7 @@ TEST_CASE("prints one table row per dump with the reasons below",
   std::ostringstream out, err;
   v::Options o;
   o.paths = {fc.root};
-  v::Run(o, out, err);
+  v::Run(o, "nmimgr-vmcore-check", out, err);
   std::string s = out.str();
   CHECK(s.rfind("DUMP", 0) == 0);
   size_t rows = 0;
@@ -280,7 +280,7 @@ TEST_CASE(
   std::ostringstream out, err;
 
   SECTION("writes a documented file and leaves it alone the second time") {
-    REQUIRE(v::Run(o, out, err) == 0);
+    REQUIRE(v::Run(o, "nmimgr-vmcore-check", out, err) == 0);
     struct stat st1, st2;
     REQUIRE(::stat((dir + "/nmimgr.json").c_str(), &st1) == 0);
     auto j = nlohmann::json::parse(Text([&] {
@@ -290,7 +290,7 @@ TEST_CASE(
     CHECK(j["schema"] == "nmimgr-vmcore-check/annotation/1");
     CHECK(j["verdict"] == "complete");
     CHECK(j["files"][0] == "vmcore");
-    REQUIRE(v::Run(o, out, err) == 0);
+    REQUIRE(v::Run(o, "nmimgr-vmcore-check", out, err) == 0);
     REQUIRE(::stat((dir + "/nmimgr.json").c_str(), &st2) == 0);
     CHECK(st1.st_ino == st2.st_ino);
     CHECK(st1.st_mtim.tv_nsec == st2.st_mtim.tv_nsec);
@@ -304,7 +304,7 @@ TEST_CASE(
     std::string victim = fc.tmp / "victim";
     WriteFile(victim, {'k', 'e', 'e', 'p'});
     REQUIRE(::symlink(victim.c_str(), (dir + "/nmimgr.json").c_str()) == 0);
-    REQUIRE(v::Run(o, out, err) == 0);
+    REQUIRE(v::Run(o, "nmimgr-vmcore-check", out, err) == 0);
     struct stat st;
     REQUIRE(::lstat((dir + "/nmimgr.json").c_str(), &st) == 0);
     CHECK(S_ISREG(st.st_mode));
@@ -316,7 +316,7 @@ TEST_CASE(
       return;
     }
     ::chmod(dir.c_str(), 0555);
-    CHECK(v::Run(o, out, err) == 2);
+    CHECK(v::Run(o, "nmimgr-vmcore-check", out, err) == 2);
     ::chmod(dir.c_str(), 0755);
   }
 }
@@ -331,7 +331,7 @@ TEST_CASE(
   o.json = true;
   o.check.scan = false;
   std::ostringstream out, err;
-  CHECK(v::Run(o, out, err) == 0);
+  CHECK(v::Run(o, "nmimgr-vmcore-check", out, err) == 0);
   auto j = nlohmann::json::parse(out.str());
   const auto& d = j["dumps"][0];
   CHECK(d["scan"]["mode"] == "none");
@@ -361,7 +361,7 @@ TEST_CASE(
 
   SECTION("--json prints a report") {
     o.json = true;
-    REQUIRE(v::Run(o, out, err) == 0);
+    REQUIRE(v::Run(o, "nmimgr-vmcore-check", out, err) == 0);
     INFO(err.str());
     auto j = nlohmann::json::parse(out.str());
     const auto& d = j["dumps"][0];
@@ -373,14 +373,14 @@ TEST_CASE(
   SECTION("--annotate writes nmimgr.json once and leaves it alone after") {
     o.quiet = true;
     o.annotate = true;
-    REQUIRE(v::Run(o, out, err) == 0);
+    REQUIRE(v::Run(o, "nmimgr-vmcore-check", out, err) == 0);
     INFO(err.str());
     struct stat st1, st2;
     REQUIRE(::stat((dir + "/nmimgr.json").c_str(), &st1) == 0);
     Bytes first = ReadFile(dir + "/nmimgr.json");
     auto j = nlohmann::json::parse(std::string(first.begin(), first.end()));
     CHECK(j["machine"] == "x86\xef\xbf\xbd_64");
-    REQUIRE(v::Run(o, out, err) == 0);
+    REQUIRE(v::Run(o, "nmimgr-vmcore-check", out, err) == 0);
     REQUIRE(::stat((dir + "/nmimgr.json").c_str(), &st2) == 0);
     CHECK(st1.st_ino == st2.st_ino);
     CHECK(ReadFile(dir + "/nmimgr.json") == first);

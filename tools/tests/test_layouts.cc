@@ -35,7 +35,7 @@ int RunQuiet(const std::vector<std::string>& paths, bool annotate = false,
   o.annotate = annotate;
   o.paths = paths;
   o.check = ScanOpts();
-  int rc = v::Run(o, out, err);
+  int rc = v::Run(o, "nmimgr-vmcore-check", out, err);
   if (err_text) *err_text = err.str();
   return rc;
 }

@@ -109,7 +109,7 @@ Ran Boot(const std::vector<std::string>& paths, bool only_new = true,
   o.check = ScanOpts();
   std::ostringstream out, err;
   Ran r;
-  r.status = v::Run(o, out, err);
+  r.status = v::Run(o, "nmimgr-vmcore-check", out, err);
   r.out = out.str();
   r.err = err.str();
   std::istringstream in(r.out);
@@ -448,7 +448,7 @@ TEST_CASE(
     o.prometheus = bad;
     o.check = ScanOpts();
     std::ostringstream out, err;
-    CHECK(v::Run(o, out, err) == 2);
+    CHECK(v::Run(o, "nmimgr-vmcore-check", out, err) == 2);
     CHECK(err.str().find("x.prom") != std::string::npos);
     CHECK(out.str().find(kFedora) != std::string::npos);  // the table
   }
