@@ -61,8 +61,7 @@
 
 #include "codec.h"
 #include "dump_builder.h"
-#include "reader.h"
-#include "source.h"
+#include "dump_open.h"
 
 #ifdef NMIMGR_BENCH_KDUMPFILE
 #include <libkdumpfile/kdumpfile.h>
@@ -376,31 +375,39 @@ int Verify(const std::string& path, const std::string& zlib_name) {
   return failed || differ;
 }
 
-// Opens a plain (not flattened, not outer-compressed) dump with the reader
-// whose probe takes it, after its structural walk.
-std::unique_ptr<v::DumpReader> OpenPlain(v::Source& src) {
-  for (const v::Format& f : v::Formats()) {
-    if (f.probe(src) != v::Probe::kMine) continue;
-    std::unique_ptr<v::DumpReader> r = f.open(src);
+// Opens a dump file through the library's one way in (dump_open.h), after
+// its structural walk; a dump with findings is no benchmark input.
+struct Opened {
+  v::OpenedDump dump;
+  v::DumpReader& reader() { return *dump.reader; }
+};
+
+std::unique_ptr<Opened> OpenChecked(const std::string& path) {
+  auto o = std::make_unique<Opened>();
+  v::Findings findings;
+  v::OpenDump(path, o->dump, findings);
+  if (o->dump.reader) {
     v::DumpFacts facts;
-    v::Findings findings;
-    r->CheckStructure(facts, findings);
-    if (!findings.all().empty())
-      throw std::runtime_error("dump has findings: " +
-                               findings.all().front().message);
-    return r;
+    o->dump.reader->CheckStructure(facts, findings);
   }
-  throw std::runtime_error("not a plain kdump-compressed or ELF dump");
+  if (!o->dump.reader || !findings.all().empty())
+    throw std::runtime_error(path + ": " +
+                             (findings.all().empty()
+                                  ? "no reader"
+                                  : findings.all().front().message));
+  return o;
 }
 
 int Index(const std::string& path) {
-  v::FileSource src(path);
-  std::unique_ptr<v::DumpReader> r = OpenPlain(src);
+  std::unique_ptr<Opened> o = OpenChecked(path);
+  if (!o->dump.outer.empty() || !o->dump.container.empty())
+    throw std::runtime_error(path +
+                             ": not a plain kdump-compressed or ELF file");
   std::vector<IdxEntry> idx;
   std::vector<v::PageJob> batch;
-  while (r->NextBatch(batch))
+  while (o->reader().NextBatch(batch))
     for (const v::PageJob& j : batch)
-      if (!j.lookahead && !j.zero_page && j.src == &src && j.pfn_skew == 0)
+      if (!j.lookahead && !j.zero_page && j.pfn_skew == 0)
         idx.push_back({j.pfn, j.offset, j.size, j.flags});
   WriteIdx(path, idx);
   std::printf("pages=%zu\n", idx.size());
@@ -416,13 +423,12 @@ int Transcode(const std::string& from, const std::string& to,
       {"zstd", v::kDumpZstd}};
   auto codec = kCodecs.find(codec_name);
   if (codec == kCodecs.end()) throw std::runtime_error("unknown codec");
-  v::FileSource src(from);
-  std::unique_ptr<v::DumpReader> r = OpenPlain(src);
+  std::unique_ptr<Opened> o = OpenChecked(from);
   t::DumpSpec spec;
   spec.codec = codec->second;
   for (const IdxEntry& e : ReadIdx(from)) {
     Bytes page(4096);
-    if (!r->ReadPhysical(e.pfn * 4096, page))
+    if (!o->reader().ReadPhysical(e.pfn * 4096, page))
       throw std::runtime_error(fmt::format("pfn {} is not readable", e.pfn));
     spec.max_mapnr = std::max(spec.max_mapnr, e.pfn + 1);
     spec.pages[e.pfn] = std::move(page);
@@ -507,11 +513,12 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "nmimgr-bench: %s\n", e.what());
     return 1;
   }
-  std::fprintf(stderr,
-               "usage: nmimgr-bench sparse PATH | fleet PATH GIB | dump PATH "
-               "zlib|lzo MIB | "
-               "spawn CMD [ARG...] | index PATH | decode PATH [zlib|libdeflate|isal] "
-               "| verify PATH zlib|libdeflate|isal | transcode SRC DST CODEC "
-               "| kdumpfile PATH\n");
+  std::fprintf(
+      stderr,
+      "usage: nmimgr-bench sparse PATH | fleet PATH GIB | dump PATH "
+      "zlib|lzo MIB | "
+      "spawn CMD [ARG...] | index PATH | decode PATH [zlib|libdeflate|isal] "
+      "| verify PATH zlib|libdeflate|isal | transcode SRC DST CODEC "
+      "| kdumpfile PATH\n");
   return 2;
 }
