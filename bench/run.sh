@@ -28,6 +28,8 @@
 # and reused; the timed runs read them from the page cache.
 #
 # Environment: NMIMGR_BENCH_BUILD (default /tmp/nmimgr-bench-build),
+# NMIMGR_BENCH_BEFORE (another build's nmimgr-vmcore-check, e.g. of an
+# earlier commit: its --deep on all cores is shown under each dump's),
 # NMIMGR_BENCH_MIB, NMIMGR_BENCH_RUNS (default 3; the best wall time and the
 # largest peak RSS of the runs are shown).
 set -euo pipefail
@@ -190,6 +192,11 @@ deep_rows() {
 		row "  nmimgr-vmcore-check --deep --threads $threads" "$w" "$rate" "$((r / 1024))"
 		[ "$s" = 0 ] || echo "  (exit status $s)"
 	done
+	if [ -n "${NMIMGR_BENCH_BEFORE:-}" ]; then
+		read -r w r s < <(best_of "$NMIMGR_BENCH_BEFORE" --quiet --deep "$dump")
+		row "  the same, NMIMGR_BENCH_BEFORE's build" "$w" \
+			"$(awk "BEGIN{printf \"%.1f\", $mb / $w}")" "$((r / 1024))"
+	fi
 	if [ -n "$best" ]; then
 		echo "  --deep, $cores threads / (fastest loop / $cores cores): $(awk "BEGIN{printf \"%.2f\", $deep_all / ($best / $cores)}") (target <= 1.2)"
 	fi
