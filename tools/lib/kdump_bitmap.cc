@@ -41,8 +41,9 @@ uint64_t Mix(uint64_t x) {  // splitmix64's finaliser
 
 void ReadBitmapBytes(Source& src, uint64_t offset, std::span<uint8_t> out,
                      std::string_view what) {
-  std::fill(out.begin(), out.end(), 0);
-  ReadExact(src, offset, out.first(src.Written(offset, out.size())), what);
+  const uint64_t written = src.Written(offset, out.size());
+  ReadExact(src, offset, out.first(written), what);
+  std::fill(out.begin() + written, out.end(), 0);
 }
 
 bool BitmapBit(Source& src, uint64_t off, uint64_t pfn, std::string_view what) {

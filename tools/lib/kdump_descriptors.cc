@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <array>
 #include <string>
 
@@ -24,7 +25,8 @@ void DescWalker::LoadBitmap(uint64_t byte) {
                      : kBitmapChunk;
   bm_len_ = std::min(
       {kBitmapChunk, std::max<uint64_t>(run, 8), bm_half_ - bm_first_byte_});
-  bm_.assign(bm_len_ + 8, 0);  // zero tail so whole words can be read
+  bm_.resize(bm_len_ + 8);
+  std::fill(bm_.end() - 8, bm_.end(), 0);  // so whole words can be read
   ReadBitmapBytes(src_, bm_off_ + bm_first_byte_,
                   std::span<uint8_t>(bm_.data(), bm_len_), "second bitmap");
 }

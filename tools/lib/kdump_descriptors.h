@@ -101,13 +101,17 @@ struct DescRules {
 // the dump.
 class DescWalker {
  public:
+  // `count`: the descriptors of [start, end), as the bitmap survey counted
+  // the second bitmap's bits there: the walk ends at the last one instead
+  // of reading the rest of the bitmap for a bit that is not there.
   DescWalker(Source& src, uint64_t bitmap2_off, uint64_t bitmap_half,
-             uint64_t start, uint64_t end, uint64_t desc_off,
+             uint64_t start, uint64_t end, uint64_t count, uint64_t desc_off,
              uint64_t desc_limit)
       : src_(src),
         bm_off_(bitmap2_off),
         bm_half_(bitmap_half),
         end_(end),
+        count_(count),
         pfn_(start),
         desc_off_(desc_off),
         desc_limit_(desc_limit) {}
@@ -122,7 +126,7 @@ class DescWalker {
   }
 
   bool Next(PageDesc& d) {
-    if (!NextPfn(d.pfn)) return false;
+    if (index_ >= count_ || !NextPfn(d.pfn)) return false;
     d.index = index_++;
     d.at = desc_off_ + d.index * kPageDescSize;
     if (d.index < dc_first_ || d.index >= dc_first_ + dc_count_)
@@ -171,7 +175,7 @@ class DescWalker {
   void LoadDescs(uint64_t index);
 
   Source& src_;
-  uint64_t bm_off_, bm_half_, end_, pfn_;
+  uint64_t bm_off_, bm_half_, end_, count_, pfn_;
   uint64_t desc_off_, desc_limit_;
   std::vector<uint8_t> bm_;
   uint64_t bm_first_byte_ = 0, bm_len_ = 0;
@@ -198,7 +202,7 @@ class DescTable {
   DescWalker Walker(Source& src, const KdumpLayout& layout) const {
     return DescWalker(src, layout.bitmap_off + layout.bitmap_half,
                       layout.bitmap_half, layout.start_pfn, layout.end_pfn,
-                      layout.desc_off, limit_);
+                      count_, layout.desc_off, limit_);
   }
   // Descriptor `index` of this file, when it is there; nullopt when it is
   // past the end of the data.
