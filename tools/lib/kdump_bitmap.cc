@@ -103,7 +103,7 @@ uint64_t RankIndex::BlockAtMost(uint64_t rank) const {
 NMIMGR_POPCNT_CLONES
 BitmapSurvey SurveyBitmaps(Source& src, uint64_t off, uint64_t half,
                            uint64_t start, uint64_t end, uint64_t max_mapnr,
-                           RankIndex* rank) {
+                           RankIndex* rank, bool digest) {
   BitmapSurvey s;
   std::vector<uint64_t>* block_counts = rank ? &rank->counts() : nullptr;
   const uint64_t block = rank ? rank->block() : 1;
@@ -143,8 +143,10 @@ BitmapSurvey SurveyBitmaps(Source& src, uint64_t off, uint64_t half,
                w2 = LoadBitmapWord(b2.data() + i);
       if (!(w1 | w2)) continue;
       uint64_t word = (at + i) / 8, base = word * 64;
-      if (w1) s.digest[0] += Mix(word * 0x9e3779b97f4a7c15ull ^ Mix(w1));
-      if (w2) s.digest[1] += Mix(word * 0x9e3779b97f4a7c15ull ^ Mix(w2));
+      if (digest) {
+        if (w1) s.digest[0] += Mix(word * 0x9e3779b97f4a7c15ull ^ Mix(w1));
+        if (w2) s.digest[1] += Mix(word * 0x9e3779b97f4a7c15ull ^ Mix(w2));
+      }
       if (base >= start && base + 64 <= end && base + 64 <= max_mapnr) {
         // The common word, wholly inside every range.
         const int p1 = std::popcount(w1), p2 = std::popcount(w2);

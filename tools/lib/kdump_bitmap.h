@@ -69,7 +69,7 @@ struct BitmapSurvey {
   uint64_t first_not_present = 0;
   uint64_t past[2] = {};  // bits at or past max_mapnr, per half
   // An order-free digest of each half's set bits: split parts carry the
-  // same bitmaps, so their digests must agree.
+  // same bitmaps, so their digests must agree.  Zero unless asked for.
   uint64_t digest[2] = {};
 };
 
@@ -98,10 +98,11 @@ class RankIndex {
 // One pass over both halves of the bitmap at `off` (each `half` bytes), read
 // in bounded chunks and skipping what both halves leave as holes; counts for
 // the pfns [start, end) of this file.  Fills `rank` (when given, sized by
-// RankIndex::Size) with the second bitmap's set bits below max_mapnr.
+// RankIndex::Size) with the second bitmap's set bits below max_mapnr, and
+// with `digest` (a split part's: it costs more than the counts) the digests.
 BitmapSurvey SurveyBitmaps(Source& src, uint64_t off, uint64_t half,
                            uint64_t start, uint64_t end, uint64_t max_mapnr,
-                           RankIndex* rank = nullptr);
+                           RankIndex* rank = nullptr, bool digest = false);
 
 // The survey's findings: bits past max_mapnr, and dumped pfns that are not
 // memory.

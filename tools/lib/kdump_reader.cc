@@ -125,7 +125,7 @@ void KdumpReader::Check(DumpFacts& facts, Findings& findings) {
   // The rank index from the same pass.
   rank_.Size(l.max_mapnr);
   survey_ = SurveyBitmaps(src_, l.bitmap_off, l.bitmap_half, l.start_pfn,
-                          l.end_pfn, l.max_mapnr, &rank_);
+                          l.end_pfn, l.max_mapnr, &rank_, split_part_);
   rank_.Build();
   const BitmapSurvey& bm = *survey_;
   ReportBitmapSurvey(bm, l.max_mapnr, findings, prefix_);

@@ -34,9 +34,12 @@ namespace nmimgr::vmcore {
 
 class KdumpReader : public DumpReader {
  public:
-  // `prefix` goes before every finding's message (a split part's name).
-  explicit KdumpReader(Source& src, std::string prefix = {})
-      : src_(src), prefix_(std::move(prefix)) {}
+  // `prefix` goes before every finding's message (a split part's name);
+  // `split_part`: the reader of one part of a split set, whose bitmaps are
+  // compared with the other parts' (BitmapSurvey::digest).
+  explicit KdumpReader(Source& src, std::string prefix = {},
+                       bool split_part = false)
+      : src_(src), prefix_(std::move(prefix)), split_part_(split_part) {}
 
   void CheckStructure(DumpFacts& facts, Findings& findings) override;
   bool NextBatch(std::vector<PageJob>& batch) override;
@@ -64,6 +67,7 @@ class KdumpReader : public DumpReader {
 
   Source& src_;
   std::string prefix_;
+  bool split_part_;
   uint64_t file_size_ = 0;
   KdumpLayout layout_;
   RankIndex rank_;

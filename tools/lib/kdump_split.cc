@@ -17,7 +17,7 @@ class SplitSetReader : public DumpReader {
   SplitSetReader(std::vector<Source*> parts, std::vector<std::string> names) {
     for (size_t i = 0; i < parts.size(); ++i)
       readers_.push_back(std::make_unique<KdumpReader>(
-          *parts[i], fmt::format("split part {}: ", names[i])));
+          *parts[i], fmt::format("split part {}: ", names[i]), true));
   }
 
   void set_full_walk(bool full) override {
