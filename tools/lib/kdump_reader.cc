@@ -87,8 +87,8 @@ const KdumpReader::Bytes* KdumpReader::Page(uint64_t pfn) {
   if (!HasPfn(pfn)) return nullptr;
   const uint64_t bitmap2 = layout_.bitmap_off + layout_.bitmap_half;
   if (!BitmapBit(src_, bitmap2, pfn, "second bitmap")) return nullptr;
-  uint64_t index = rank_.Rank(src_, bitmap2, pfn) -
-                   rank_.Rank(src_, bitmap2, layout_.start_pfn);
+  if (!start_rank_) start_rank_ = rank_.Rank(src_, bitmap2, layout_.start_pfn);
+  uint64_t index = rank_.Rank(src_, bitmap2, pfn) - *start_rank_;
   if (index >= table_.count()) return nullptr;
   std::optional<PageDesc> d = table_.Read(src_, index);
   if (!d || !table_.Sound(src_, *d)) return nullptr;

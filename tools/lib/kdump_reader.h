@@ -71,6 +71,7 @@ class KdumpReader : public DumpReader {
   uint64_t file_size_ = 0;
   KdumpLayout layout_;
   RankIndex rank_;
+  std::optional<uint64_t> start_rank_;  // Rank() of start_pfn, once
   std::optional<BitmapSurvey> survey_;
   DescTable table_;
   bool walkable_ = false;
