@@ -19,12 +19,11 @@ uint64_t CheckedMul(uint64_t a, uint64_t b, std::string_view what) {
   return r;
 }
 
-void ByteView::Check(uint64_t offset, uint64_t length) const {
-  if (offset > data_.size() || length > data_.size() - offset)
-    throw CorruptError(fmt::format(
-        "{}: field at offset {} of {} bytes lies outside the {}-byte "
-        "structure at file offset {}",
-        what_, offset, length, data_.size(), base_));
+void ByteView::OutOfBounds(uint64_t offset, uint64_t length) const {
+  throw CorruptError(
+      fmt::format("{}: field at offset {} of {} bytes lies outside the {}-byte "
+                  "structure at file offset {}",
+                  what_, offset, length, data_.size(), base_));
 }
 
 ByteView ByteView::Slice(uint64_t offset, uint64_t length) const {
@@ -40,20 +39,6 @@ uint8_t ByteView::U8(uint64_t offset) const {
 uint16_t ByteView::Le16(uint64_t offset) const {
   Check(offset, 2);
   return static_cast<uint16_t>(data_[offset] | data_[offset + 1] << 8);
-}
-
-uint32_t ByteView::Le32(uint64_t offset) const {
-  Check(offset, 4);
-  uint32_t v = 0;
-  for (int i = 3; i >= 0; --i) v = v << 8 | data_[offset + i];
-  return v;
-}
-
-uint64_t ByteView::Le64(uint64_t offset) const {
-  Check(offset, 8);
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; --i) v = v << 8 | data_[offset + i];
-  return v;
 }
 
 int64_t ByteView::Be64s(uint64_t offset) const {

@@ -62,14 +62,29 @@ class ByteView {
   ByteView Slice(uint64_t offset, uint64_t length) const;
   uint8_t U8(uint64_t offset) const;
   uint16_t Le16(uint64_t offset) const;
-  uint32_t Le32(uint64_t offset) const;
-  uint64_t Le64(uint64_t offset) const;
+  // Inline: the descriptor walk reads four fields of every descriptor.
+  uint32_t Le32(uint64_t offset) const {
+    Check(offset, 4);
+    uint32_t v = 0;
+    for (int i = 3; i >= 0; --i) v = v << 8 | data_[offset + i];
+    return v;
+  }
+  uint64_t Le64(uint64_t offset) const {
+    Check(offset, 8);
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; --i) v = v << 8 | data_[offset + i];
+    return v;
+  }
   int64_t Be64s(uint64_t offset) const;
   // Bytes [offset, offset+length) as text, cut at the first NUL.
   std::string CString(uint64_t offset, uint64_t length) const;
 
  private:
-  void Check(uint64_t offset, uint64_t length) const;
+  void Check(uint64_t offset, uint64_t length) const {
+    if (offset > data_.size() || length > data_.size() - offset)
+      OutOfBounds(offset, length);
+  }
+  [[noreturn]] void OutOfBounds(uint64_t offset, uint64_t length) const;
 
   std::span<const uint8_t> data_;
   uint64_t base_;

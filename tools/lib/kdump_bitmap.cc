@@ -63,7 +63,8 @@ uint64_t CountBits(Source& src, uint64_t off, uint64_t start, uint64_t end,
     const uint64_t run_end = std::min(last, (b - off + 7) & ~uint64_t{7});
     for (uint64_t at = (a - off) & ~uint64_t{7}; at < run_end;) {
       uint64_t len = std::min(kBitmapChunk, run_end - at);
-      buf.assign(len + 8, 0);
+      buf.resize(len + 8);
+      std::fill(buf.begin() + len, buf.end(), 0);  // whole words at the end
       ReadBitmapBytes(src, off + at, std::span<uint8_t>(buf.data(), len), what);
       for (uint64_t i = 0; i < len; i += 8)
         count += static_cast<uint64_t>(std::popcount(
