@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <deque>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <system_error>
 #include <thread>
@@ -49,7 +50,11 @@ class Engine {
   struct Span {
     Source* src = nullptr;
     uint64_t offset = 0;
-    std::vector<uint8_t> bytes;
+    // Reused from batch to batch and never zeroed: only bytes that were
+    // read are handed out (a vector's resize zeroed them all first).
+    std::unique_ptr<uint8_t[]> buf;
+    size_t cap = 0;
+    std::span<const uint8_t> bytes;  // what was read, in buf
 
     bool Covers(const PageJob& j) const {
       return j.src == src && j.offset >= offset &&
@@ -61,7 +66,7 @@ class Engine {
   static void ReadSpan(const std::vector<PageJob>& jobs, Span& span) {
     constexpr uint64_t kMaxSpan = 16 << 20;
     span.src = nullptr;
-    span.bytes.clear();
+    span.bytes = {};
     uint64_t lo = UINT64_MAX, hi = 0, stored = 0;
     Source* src = nullptr;
     for (const PageJob& j : jobs) {
@@ -74,8 +79,12 @@ class Engine {
     }
     // Only where little between the pages would be read for nothing.
     if (!src || hi - lo > kMaxSpan || hi - lo > 2 * stored) return;
-    span.bytes.resize(hi - lo);
-    span.bytes.resize(src->ReadAt(lo, span.bytes));
+    if (span.cap < hi - lo) {
+      span.buf = std::make_unique_for_overwrite<uint8_t[]>(hi - lo);
+      span.cap = hi - lo;
+    }
+    span.bytes = {span.buf.get(),
+                  src->ReadAt(lo, std::span<uint8_t>(span.buf.get(), hi - lo))};
     span.src = src;
     span.offset = lo;
   }
@@ -87,8 +96,7 @@ class Engine {
                      std::vector<uint8_t>& in, std::span<const uint8_t>& stored,
                      std::span<uint8_t> out) {
     if (span.Covers(j)) {
-      stored = std::span<const uint8_t>(span.bytes)
-                   .subspan(j.offset - span.offset, j.size);
+      stored = span.bytes.subspan(j.offset - span.offset, j.size);
     } else {
       in.resize(j.size);
       stored = in;
