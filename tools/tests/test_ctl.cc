@@ -1086,9 +1086,16 @@ TEST_CASE(
   std::string during;
   auto writer = [&](bool signal) {
     int fd = ::open(m.Path("/dev/kmsg").c_str(), O_WRONLY);
-    during = ctl::Host(m.root())
-                 .ReadLine("/sys/module/nmimgr/parameters/policy")
-                 .value_or("");
+    // discover opens the log first (so that no NMI after the policy change
+    // goes unread), then writes the policy: the policy in force while it
+    // runs is the one read once it has changed (up to 10 s on a busy host).
+    for (int i = 0; i < 1000; ++i) {
+      during = ctl::Host(m.root())
+                   .ReadLine("/sys/module/nmimgr/parameters/policy")
+                   .value_or("");
+      if (during.find("drop=0-255") != std::string::npos) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
     const std::string records =
         "6,100,5000,-;nmimgr: dropped NMI event 0x21 (33) type=unknown cpu=0 "
         "code=0x00\n"
