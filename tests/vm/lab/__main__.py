@@ -108,9 +108,13 @@ def cmd_dumps(args):
     with tempfile.TemporaryDirectory(prefix="nmimgr-dumps-") as workdir:
         out, _ = dumps.every_format(workdir, args.kernel)
         # Each dump in a directory of its own, as in /var/crash (the check
-        # of one file looks at its directory's other files: split parts).
+        # of one file looks at its directory's other files: split parts);
+        # the kernel log beside them.
         for path in sorted(out.iterdir()):
-            sub = dest / ("split" if path.name.startswith("s") else path.name)
+            if path.name == "dmesg.txt":
+                sub = dest
+            else:
+                sub = dest / ("split" if path.name.startswith("s") else path.name)
             sub.mkdir(parents=True, exist_ok=True)
             shutil.move(path, sub / path.name)
             print(f"{(sub / path.name).stat().st_size:>12} {sub / path.name}")
