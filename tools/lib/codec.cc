@@ -22,10 +22,11 @@ void LzoInitOnce() {
 }
 
 // zlib pages are decoded with libdeflate: on the real lab dumps and on the
-// bench's pages it decodes 2.0-2.3x as fast as zlib's uncompress() and a
-// little faster than ISA-L's igzip, to the same bytes (bench/run.sh (f)).
-// Like uncompress() it checks the stream's Adler-32.  One decompressor per
-// thread: it holds its tables (about 11 KiB) and is not thread-safe.
+// bench's pages it decodes 1.6-2.2x as fast as zlib's uncompress() and
+// 15-20% faster than ISA-L's igzip, to the same bytes (bench/run.sh, (b)
+// and (f); docs/vmcore-check.md).  Like uncompress() it checks the
+// stream's Adler-32.  One decompressor per thread: it holds its decode
+// tables and is not thread-safe.
 libdeflate_decompressor* Inflater() {
   struct Free {
     void operator()(libdeflate_decompressor* d) const {
