@@ -21,9 +21,9 @@
 //       shared zero page, which --deep checks once, left out)
 //   nmimgr-bench decode PATH [zlib|libdeflate|isal]
 //       decompresses every page listed in PATH.idx in one thread: zlib pages
-//       with the codec named (default zlib's uncompress()), LZO pages with
-//       lzo1x_decompress_safe(), snappy pages with snappy::RawUncompress(),
-//       raw pages copied: the baseline for --deep
+//       with the codec named (default zlib's uncompress()), the others with
+//       the library's DecodePage() (LZO, snappy, zstd; raw pages copied):
+//       the baseline for --deep
 //   nmimgr-bench verify PATH zlib|libdeflate|isal
 //       decodes every page listed in PATH.idx with the codec named and with
 //       zlib, and counts the pages where either fails or the two differ
@@ -41,8 +41,6 @@
 #include <fmt/format.h>
 #include <isa-l/igzip_lib.h>
 #include <libdeflate.h>
-#include <lzo/lzo1x.h>
-#include <snappy.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -170,6 +168,25 @@ void WriteIdx(const std::string& path, const std::vector<IdxEntry>& idx) {
   t::WriteFile(path + ".idx", out);
 }
 
+// Builds `spec` into PATH and PATH.idx (its pages in pfn order, where the
+// builder laid them out); returns the dump's size.  Empties spec.pages.
+uint64_t WriteIndexedKdump(const std::string& path, t::DumpSpec& spec) {
+  t::Layout lay;
+  Bytes dump = t::BuildKdump(spec, &lay);
+  std::vector<IdxEntry> idx;
+  size_t i = 0;
+  for (const auto& [pfn, page] : spec.pages) {
+    uint32_t size = static_cast<uint32_t>(lay.page_size[i]);
+    idx.push_back(
+        {pfn, lay.page_at[i], size, size < spec.page_size ? spec.codec : 0});
+    ++i;
+  }
+  spec.pages.clear();  // the dump holds them now
+  t::WriteFile(path, dump);
+  WriteIdx(path, idx);
+  return dump.size();
+}
+
 int Dump(const std::string& path, const std::string& codec_name, uint64_t mib) {
   uint32_t codec = codec_name == "zlib"  ? v::kDumpZlib
                    : codec_name == "lzo" ? v::kDumpLzo
@@ -189,23 +206,10 @@ int Dump(const std::string& path, const std::string& codec_name, uint64_t mib) {
     spec.pages[pfn] = MakePage(pfn, rng);
     ++i;
   }
-  t::Layout lay;
-  Bytes dump = t::BuildKdump(spec, &lay);
-  spec.pages.clear();
-  t::WriteFile(path, dump);
-  // The index: pfn, offset, stored size, codec flags, 24 bytes per page.
-  std::vector<IdxEntry> idx;
-  size_t i = 0;
-  for (uint64_t pfn = 256; i < lay.page_at.size(); ++pfn) {
-    if (pfn % 4096 < 8) continue;
-    uint32_t size = static_cast<uint32_t>(lay.page_size[i]);
-    idx.push_back({pfn, lay.page_at[i], size, size < 4096 ? codec : 0});
-    ++i;
-  }
-  WriteIdx(path, idx);
+  uint64_t size = WriteIndexedKdump(path, spec);
   std::printf("%s: %llu pages, %llu bytes\n", path.c_str(),
               static_cast<unsigned long long>(npages),
-              static_cast<unsigned long long>(dump.size()));
+              static_cast<unsigned long long>(size));
   return 0;
 }
 
@@ -285,31 +289,11 @@ class Inflater {
   inflate_state isal_{};
 };
 
-// Decodes one indexed page into `out` (4 KiB); zlib pages through `zlib`.
+// Decodes one indexed page into `out` (4 KiB): zlib pages through `zlib`,
+// the others as the library does (codec.h).
 bool DecodeEntry(const IdxEntry& e, std::span<const uint8_t> in,
                  std::span<uint8_t> out, Inflater& zlib) {
-  switch (e.flags) {
-    case v::kDumpZlib:
-      return zlib(in, out);
-    case v::kDumpLzo: {
-      lzo_uint len = out.size();
-      return lzo1x_decompress_safe(in.data(), in.size(), out.data(), &len,
-                                   nullptr) == LZO_E_OK &&
-             len == out.size();
-    }
-    case v::kDumpSnappy: {
-      size_t len = 0;
-      const char* p = reinterpret_cast<const char*>(in.data());
-      return snappy::GetUncompressedLength(p, in.size(), &len) &&
-             len == out.size() &&
-             snappy::RawUncompress(p, in.size(),
-                                   reinterpret_cast<char*>(out.data()));
-    }
-    case 0:
-      if (in.size() != out.size()) return false;
-      std::memcpy(out.data(), in.data(), out.size());
-      return true;
-  }
+  if (e.flags == v::kDumpZlib) return zlib(in, out);
   return v::DecodePage(e.flags, in, out).empty();
 }
 
@@ -339,7 +323,6 @@ Stored ReadStored(const std::string& path) {
 
 int Decode(const std::string& path, const std::string& zlib_name) {
   Stored s = ReadStored(path);
-  if (lzo_init() != LZO_E_OK) throw std::runtime_error("lzo_init");
   Inflater zlib(zlib_name);
   std::vector<uint8_t> out(4096);
   uint64_t sum = 0;
@@ -357,7 +340,6 @@ int Decode(const std::string& path, const std::string& zlib_name) {
 
 int Verify(const std::string& path, const std::string& zlib_name) {
   Stored s = ReadStored(path);
-  if (lzo_init() != LZO_E_OK) throw std::runtime_error("lzo_init");
   Inflater zlib("zlib"), other(zlib_name);
   std::vector<uint8_t> want(4096), got(4096);
   uint64_t failed = 0, differ = 0;
@@ -433,17 +415,9 @@ int Transcode(const std::string& from, const std::string& to,
     spec.max_mapnr = std::max(spec.max_mapnr, e.pfn + 1);
     spec.pages[e.pfn] = std::move(page);
   }
-  t::Layout lay;
-  t::WriteFile(to, t::BuildKdump(spec, &lay));
-  std::vector<IdxEntry> idx;
-  size_t i = 0;
-  for (const auto& [pfn, page] : spec.pages) {
-    uint32_t size = static_cast<uint32_t>(lay.page_size[i]);
-    idx.push_back({pfn, lay.page_at[i], size, size < 4096 ? codec->second : 0});
-    ++i;
-  }
-  WriteIdx(to, idx);
-  std::printf("pages=%zu\n", idx.size());
+  const size_t pages = spec.pages.size();
+  WriteIndexedKdump(to, spec);
+  std::printf("pages=%zu\n", pages);
   return 0;
 }
 
