@@ -53,6 +53,11 @@ field() { # field NAME LINE
 	echo "$2" | tr ' ' '\n' | sed -n "s/^$1=//p"
 }
 
+# min_of A B: the smaller number; B when A is empty.
+min_of() {
+	awk -v a="$1" -v b="$2" 'BEGIN { print (a == "" || b + 0 < a + 0) ? b : a }'
+}
+
 # best_of CMD...: runs CMD $runs times under "nmimgr-bench spawn"; prints
 # "<best wall s> <largest maxrss KiB> <exit status>".
 best_of() {
@@ -62,7 +67,7 @@ best_of() {
 		w=$(field wall_s "$line")
 		r=$(field maxrss_kib "$line")
 		status=$(field status "$line")
-		if [ -z "$best" ] || awk "BEGIN{exit !($w < $best)}"; then best=$w; fi
+		best=$(min_of "$best" "$w")
 		[ "$r" -gt "$rss" ] && rss=$r
 	done
 	echo "$best $rss $status"
@@ -158,7 +163,7 @@ best_secs() {
 	for _ in $(seq "$runs"); do
 		line=$("$@")
 		w=$(field secs "$line")
-		if [ -z "$best" ] || awk "BEGIN{exit !($w < $best)}"; then best=$w; fi
+		best=$(min_of "$best" "$w")
 	done
 	echo "$best"
 }
@@ -183,7 +188,7 @@ deep_rows() {
 			echo "  $codec: some page does not decode to zlib's bytes: $("$bench" verify "$idx" "$codec")"
 		w=$(best_secs "$bench" decode "$idx" "$codec")
 		row "  one-thread decode loop ($codec)" "$w" "$(awk "BEGIN{printf \"%.1f\", $mb / $w}")" "-"
-		if [ -z "$best" ] || awk "BEGIN{exit !($w < $best)}"; then best=$w; fi
+		best=$(min_of "$best" "$w")
 	done
 	for threads in "$cores" 1; do
 		read -r w r s < <(best_of "$cli" --quiet --deep --threads "$threads" "$dump")
