@@ -228,27 +228,29 @@ def debian_root(debian_roots, tmp_path):
 @pytest.fixture
 def installed_root(debian_roots, tmp_path):
     """Factory: installed_root(flavour, install=None, files=None, prepare=(),
-    firstboot=(), wait=True, **RootVM kwargs) -> a started lab.roots.RootVM.
+    firstboot=(), then=(), wait=True, **RootVM kwargs) -> a started lab.roots.RootVM.
 
     As :func:`debian_root` (PREPARE: commands run before the install's own),
-    but the install (FILES, PREPARE, the packages, FIRSTBOOT)
-    happens in a boot of its own that is cached by its inputs
+    but the install (FILES, PREPARE, the packages, FIRSTBOOT, and THEN:
+    commands run through the agent once the capture kernel is loaded, their
+    results in ``.info["then"]``) happens in a boot of its own that is cached
+    by its inputs
     (lab.roots.install): the VM boots a fresh overlay of the installed,
     powered-off root, as the admin's server boots after the install.
     ``vm.installed`` is the lab.roots.Installed (``.info``: the first-boot
     commands' status and output, the install boot's timings); ``vm.fresh`` says
     whether this run did the install boot.
     """
-    def make(number, flavour, install=None, files=None, prepare=(), firstboot=(),
+    def make(number, flavour, install=None, files=None, prepare=(), firstboot=(), then=(),
              install_timeout=1500, **kwargs):
         root = debian_roots(flavour)
         inst_files, inst_cmds = roots.install_plan(install)
         inst_files.update(files or {})
         commands = list(prepare) + inst_cmds + list(firstboot)
-        before = (roots.cached_install(root, inst_files, commands).dir
+        before = (roots.cached_install(root, inst_files, commands, then).dir
                   / "installed.json").exists()
         try:
-            done = roots.install(root, files=inst_files, firstboot=commands,
+            done = roots.install(root, files=inst_files, firstboot=commands, then=then,
                                  boot_timeout=install_timeout)
         except LabError as exc:
             pytest.fail(f"install into {flavour}: {exc}", pytrace=False)

@@ -6,9 +6,10 @@
 #  - capture kernel (/proc/vmcore exists): runs /out/capture.sh when the host
 #    put one there, else writes /out/dump/vmcore with makedumpfile; records the
 #    exit status in /out/capture.rc and powers off;
-#  - first kernel: runs the agent, which executes /out/cmd/ID.sh files in name
-#    order and answers with ID.out (stdout+stderr) and then ID.rc (exit status,
-#    renamed into place last, so the host never reads a partial answer).
+#  - first kernel: runs the agent, which reads command ids from the
+#    virtio-serial port nmimgr.lab.agent, executes /out/cmd/ID.sh for each and
+#    answers with ID.out (stdout+stderr) and then ID.rc (exit status, renamed
+#    into place last, so the host never reads a partial answer).
 # Markers on the console start with "nmimgr-lab:" (see lab/vm.py).
 
 PATH=/usr/sbin:/usr/bin:/sbin:/bin
@@ -69,24 +70,43 @@ if [ -e /proc/vmcore ]; then
 	poweroff -f
 fi
 
+# The agent's port (lab/vm.py AGENT_PORT): /dev/vportNpM named nmimgr.lab.agent.
+agent_port() {
+	for p in /sys/class/virtio-ports/*; do
+		[ "$(cat "$p/name" 2> /dev/null)" = nmimgr.lab.agent ] || continue
+		echo "/dev/${p##*/}"
+		return 0
+	done
+	return 1
+}
+
+# Run the host's command ID (each id once, whatever the host sends).
+serve() {
+	case $1 in
+	[0-9]*) ;;
+	*) return 0 ;;
+	esac
+	[ -f "/out/cmd/$1.sh" ] && [ ! -e "/run/done/$1" ] || return 0
+	: > "/run/done/$1"
+	(cd / && sh "/out/cmd/$1.sh") > "/out/cmd/$1.out" 2>&1 < /dev/null
+	echo "$?" > "/out/cmd/$1.rc.tmp"
+	mv "/out/cmd/$1.rc.tmp" "/out/cmd/$1.rc"
+}
+
+# Block on the port for command ids; a read at end of file means the host
+# has not connected (yet, or any more): wait and open the port again.
 agent() {
 	while :; do
-		for cmd in /out/cmd/*.sh; do
-			[ -f "$cmd" ] || continue
-			id=${cmd##*/}
-			id=${id%.sh}
-			[ -e "/run/done/$id" ] && continue
-			: > "/run/done/$id"
-			(cd / && sh "$cmd") > "/out/cmd/$id.out" 2>&1 < /dev/null
-			echo "$?" > "/out/cmd/$id.rc.tmp"
-			mv "/out/cmd/$id.rc.tmp" "/out/cmd/$id.rc"
-		done
-		sleep 0.1
+		while read -r id; do
+			serve "$id"
+		done < "$port"
+		sleep 1
 	done
 }
 
 run_hooks /etc/lab/first.d
 mkdir -p /out/cmd /run/done
+port=$(agent_port) || die "no virtio-serial port nmimgr.lab.agent (virtio_console)"
 say "agent ready $(uname -r)"
 # "labshell=1" on the kernel command line reaches init's environment: a human
 # gets a shell on the console, the agent keeps serving in the background.

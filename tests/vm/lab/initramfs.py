@@ -39,7 +39,11 @@ FORMAT_VERSION = "1"
 PRUNE_DAYS = 14
 
 
-def module_load_order(kernel: Kernel, names=NINEP_MODULES):
+#: the agent's virtio-serial port (lab/vm.py)
+AGENT_MODULES = ("virtio_console",)
+
+
+def module_load_order(kernel: Kernel, names=NINEP_MODULES + AGENT_MODULES):
     """Return the .ko files (host paths) that load NAMES, dependencies first.
 
     Modules built into the kernel or absent from it are skipped.

@@ -21,7 +21,8 @@ Cache layout under ``cache/roots/<key>/`` (KEY hashes the recipe: flavour,
 package list, the kernel's package versions, the files under lab/root/, the
 kdump-utils tree, :data:`RECIPE_VERSION`)::
 
-    image.raw     ext4 (``mkfs.ext4 -d``), the kdump initrd already built in it
+    image.raw     ext4 (``mkfs.ext4 -d``); the kdump initrd already built in it
+                  where :data:`PREBUILT_INITRD` says so
     vmlinuz       the root's /boot/vmlinuz-KVER
     initrd.img    the root's own first-kernel initrd (initramfs-tools or dracut)
     root.json     recipe, kernel, timings of the build
@@ -75,6 +76,13 @@ FLAVOUR_PACKAGES = {
 LATE_PACKAGES = {"kdump-tools": ("kdump-tools",), "kdumpctl": ()}
 #: the service that builds and loads the capture kernel
 SERVICES = {"kdump-tools": "kdump-tools.service", "kdumpctl": "kdump.service"}
+#: flavours whose cached image carries a kdump initrd built by a first boot.
+#: kdump-tools: so that installing nmimgr is seen to rebuild it (its stamp in
+#: /etc/kdump/sysctl.conf changes).  kdumpctl: not, since every use installs
+#: nmimgr first and mkdumprd under TCG costs about four minutes a build; the
+#: install boot builds the image, and `kdumpctl restart` after a policy
+#: change is what proves the rebuild (test_root_nmimgr.py)
+PREBUILT_INITRD = {"kdump-tools": True, "kdumpctl": False}
 
 #: units that only cost boot time in a serial-console VM with no network
 MASKED = (
@@ -175,6 +183,7 @@ def recipe(flavour: str, kernel: Kernel) -> dict:
         "masked": sorted(MASKED),
         "append": ROOT_APPEND,
         "kdump_tools_defaults": KDUMP_TOOLS_DEFAULTS if flavour == "kdump-tools" else {},
+        "prebuilt_initrd": PREBUILT_INITRD[flavour],
     }
 
 
@@ -515,7 +524,7 @@ def _file_digest(src, digest):
         digest.update(Path(src).read_bytes())
 
 
-def installed_key(root: Root, files: dict, firstboot) -> str:
+def installed_key(root: Root, files: dict, firstboot, then=()) -> str:
     """The cache key of an installed image: root, files (path and bytes), commands."""
     digest = hashlib.sha256(f"{INSTALLED_VERSION}\0{root.key}\0".encode())
     for dest in sorted(files):
@@ -523,28 +532,33 @@ def installed_key(root: Root, files: dict, firstboot) -> str:
         _file_digest(files[dest], digest)
         digest.update(b"\0")
     digest.update(json.dumps(list(firstboot)).encode())
+    if then:
+        digest.update(b"\0then\0" + json.dumps(list(then)).encode())
     return digest.hexdigest()[:16]
 
 
-def cached_install(root: Root, files: dict, firstboot) -> Installed:
+def cached_install(root: Root, files: dict, firstboot, then=()) -> Installed:
     """The Installed these inputs give (``.info`` exists once it is built)."""
-    key = installed_key(root, files, firstboot)
+    key = installed_key(root, files, firstboot, then)
     return Installed(root, key, cache_dir() / "installed" / f"{root.flavour}-{key}")
 
 
-def install(root: Root, *, files=None, firstboot=(), boot_timeout=1500,
+def install(root: Root, *, files=None, firstboot=(), then=(), boot_timeout=1500,
             settle_timeout=900) -> Installed:
     """Return ROOT with FILES and FIRSTBOOT applied at a first boot (see
     :class:`RootVM`), building and caching it when needed.
 
     The build boots an overlay, waits for the first-boot commands (a failure
     raises VMError with the command's output) and for the kdump service to
-    load the capture kernel, powers off cleanly and keeps the disk.  Same
-    inputs, same image: a changed package, file or command is a new key and
-    a new install boot.
+    load the capture kernel, runs THEN (shell commands an admin types once
+    the server is up, through the agent, in order; each one's exit status,
+    output and seconds land in ``installed.json`` under "then" for the test
+    to assert on, whatever its status), powers off cleanly and keeps the
+    disk.  Same inputs, same image: a changed package, file or command is a
+    new key and a new install boot.
     """
     files = dict(files or {})
-    result = cached_install(root, files, firstboot)
+    result = cached_install(root, files, firstboot, then)
     final = result.dir
     with locked(f"installed-{root.flavour}"):
         if (final / "installed.json").exists():
@@ -560,6 +574,12 @@ def install(root: Root, *, files=None, firstboot=(), boot_timeout=1500,
                 vm.start()
                 ready = vm.wait_ready()
                 loaded = vm.wait_capture_loaded(settle_timeout)
+                after = []
+                for cmd in then:
+                    step = time.monotonic()
+                    rc, out = vm.run(cmd, timeout=settle_timeout)
+                    after.append({"command": cmd, "rc": rc, "output": out,
+                                  "seconds": round(time.monotonic() - step, 1)})
                 vm.submit("systemctl poweroff")
                 vm.wait_exit(300)
             finally:
@@ -574,6 +594,7 @@ def install(root: Root, *, files=None, firstboot=(), boot_timeout=1500,
                 "files": sorted(files),
                 "firstboot": [{"command": c, "rc": rc, "output": out}
                               for c, rc, out in vm.firstboot_results()],
+                "then": after,
                 "timings": {"agent_ready_s": round(ready, 1),
                             "capture_loaded_s": round(loaded, 1), "total_s": took}}
         (work / "installed.json").write_text(json.dumps(info, indent=1) + "\n")
@@ -639,8 +660,9 @@ def _prebuild_boot(vm: RootVM) -> dict:
 def build_root(flavour: str, kernel: Kernel = None, *, force=False) -> Root:
     """Return the cached root of FLAVOUR, building it first when needed.
 
-    Cold: mmdebstrap, customise, mkfs.ext4 -d, then one boot in which the
-    distribution's service builds and loads the kdump initrd, then power-off.
+    Cold: mmdebstrap, customise, mkfs.ext4 -d, then (for the flavours of
+    :data:`PREBUILT_INITRD`) one boot in which the distribution's service
+    builds and loads the kdump initrd, then power-off.
     """
     kernel = kernel or kernels.fetch(KERNEL_LINE)
     key = recipe_key(flavour, kernel)
@@ -670,11 +692,13 @@ def build_root(flavour: str, kernel: Kernel = None, *, force=False) -> Root:
                  str(building.image), IMAGE_SIZE], timeout=1200)
             timings["mkfs_s"] = round(time.monotonic() - step, 1)
             shutil.rmtree(tree)
-            step = time.monotonic()
-            _log(f"root {flavour}: first boot, {SERVICES[flavour]} builds the kdump initrd")
-            boot_info = _prebuild(building, work / "prebuild")
-            timings["initrd_boot_s"] = round(time.monotonic() - step, 1)
-            timings.update({k: v for k, v in boot_info.items() if k.endswith("_s")})
+            boot_info = {"listing": None}
+            if PREBUILT_INITRD[flavour]:
+                step = time.monotonic()
+                _log(f"root {flavour}: first boot, {SERVICES[flavour]} builds the kdump initrd")
+                boot_info = _prebuild(building, work / "prebuild")
+                timings["initrd_boot_s"] = round(time.monotonic() - step, 1)
+                timings.update({k: v for k, v in boot_info.items() if k.endswith("_s")})
             timings["total_s"] = round(time.monotonic() - start, 1)
         except BaseException:
             if tree.exists():
@@ -686,8 +710,9 @@ def build_root(flavour: str, kernel: Kernel = None, *, force=False) -> Root:
         if flavour == "kdumpctl":
             info["adaptations"] = list(KDUMPCTL_ADAPTATIONS)
         (work / "root.json").write_text(json.dumps(info, indent=1) + "\n")
-        shutil.copy(work / "prebuild" / "serial.log", work / "prebuild-serial.log")
-        shutil.rmtree(work / "prebuild", ignore_errors=True)
+        if PREBUILT_INITRD[flavour]:
+            shutil.copy(work / "prebuild" / "serial.log", work / "prebuild-serial.log")
+            shutil.rmtree(work / "prebuild", ignore_errors=True)
         os.replace(work, final)
         _log(f"root {flavour}: built in {timings['total_s']}s ({timings})")
         return result

@@ -9,6 +9,11 @@ Channels:
 * 9p share ``<workdir>/share`` mounted at /out in the guest; the agent in
   lab/init.sh runs /out/cmd/ID.sh files (:meth:`VM.run`), and the capture
   kernel writes /out/dump/vmcore (:attr:`VM.dump`).
+* virtio-serial port :data:`AGENT_PORT` (a unix socket on the host): the
+  host sends each command's ID there, and the agent blocks reading it.  An
+  agent that polled the share cost an idle guest a quarter of a host core
+  under TCG, and close to a whole one once hundreds of commands had piled
+  up in /out/cmd.
 
 Every wait is bounded; every failure raises :class:`VMError` whose message
 ends with the last lines of the serial console.
@@ -32,6 +37,8 @@ QEMU = os.environ.get("NMIMGR_VMLAB_QEMU", "qemu-system-x86_64")
 DEFAULT_APPEND = ("console=ttyS0 panic=-1 nmi_watchdog=0 crashkernel=256M "
                   "quiet loglevel=5")
 READY = "nmimgr-lab: agent ready"
+#: the virtio-serial port the agents read command ids from (init.sh, root/nmimgr-lab)
+AGENT_PORT = "nmimgr.lab.agent"
 TAIL_LINES = 60
 
 
@@ -39,22 +46,27 @@ class VMError(LabError):
     """A VM did not do what was expected; the message carries the console tail."""
 
 
+def _connect(path: Path, timeout: float, alive) -> socket.socket:
+    """A stream socket connected to QEMU's unix socket PATH, once QEMU made it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        try:
+            sock.connect(str(path))
+            return sock
+        except OSError:
+            sock.close()
+            if time.monotonic() > deadline or not alive():
+                raise
+            time.sleep(0.05)
+
+
 class QMP:
     """A minimal QMP client over a unix socket."""
 
     def __init__(self, path: Path, timeout: float = 10, alive=lambda: True):
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                self.sock.settimeout(timeout)
-                self.sock.connect(str(path))
-                break
-            except OSError:
-                self.sock.close()
-                if time.monotonic() > deadline or not alive():
-                    raise
-                time.sleep(0.05)
+        self.sock = _connect(path, timeout, alive)
         self.file = self.sock.makefile("rwb", buffering=0)
         greeting = self._read()
         if "QMP" not in greeting:
@@ -116,13 +128,17 @@ class VM:
         self.interactive = interactive
         self.proc = None
         self._qmp = None
+        self._agent = None
         self._sockdir = None
         self._seq = 0
 
     # -- lifecycle ---------------------------------------------------------
 
     def _stage_share(self):
-        """Share layout: boot/{vmlinuz,initrd} (for kexec), cmd/, dump/."""
+        """Share layout: boot/{vmlinuz,initrd} (for kexec), cmd/, dump/.
+
+        cmd/ starts empty: command ids restart at 0001 with every start."""
+        shutil.rmtree(self.share / "cmd", ignore_errors=True)
         for sub in ("boot", "cmd", "dump"):
             (self.share / sub).mkdir(parents=True, exist_ok=True)
         for src, name in ((self.kernel.vmlinuz, "vmlinuz"), (self.initrd, "initrd")):
@@ -152,6 +168,10 @@ class VM:
             *self._serial_args(),
             "-qmp", f"unix:{self._sockdir}/qmp.sock,server=on,wait=off",
             "-virtfs", f"local,path={self.share},mount_tag=out,security_model=none",
+            # the agent's doorbell: the guest blocks reading command ids here
+            "-device", "virtio-serial-pci,id=vser0",
+            "-chardev", f"socket,id=agent,path={self._sockdir}/agent.sock,server=on,wait=off",
+            "-device", f"virtserialport,bus=vser0.0,chardev=agent,name={AGENT_PORT}",
             *self.extra_qemu,
         ]
 
@@ -168,12 +188,13 @@ class VM:
             with open(self.workdir / "qemu.log", "wb") as log:
                 self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
                                              stderr=subprocess.STDOUT)
+        alive = lambda: self.proc.poll() is None  # noqa: E731
         try:
-            self._qmp = QMP(Path(self._sockdir) / "qmp.sock",
-                            alive=lambda: self.proc.poll() is None)
+            self._qmp = QMP(Path(self._sockdir) / "qmp.sock", alive=alive)
+            self._agent = _connect(Path(self._sockdir) / "agent.sock", 10, alive)
         except (OSError, VMError) as exc:
             self.kill()
-            raise self.error(f"QMP connection failed: {exc}") from exc
+            raise self.error(f"QMP or agent connection failed: {exc}") from exc
         return self
 
     def kill(self):
@@ -181,6 +202,9 @@ class VM:
         if self._qmp:
             self._qmp.close()
             self._qmp = None
+        if self._agent:
+            self._agent.close()
+            self._agent = None
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(timeout=30)
@@ -269,6 +293,12 @@ class VM:
         tmp = cmddir / f".{cid}.tmp"
         tmp.write_text(cmd + "\n")
         os.replace(tmp, cmddir / f"{cid}.sh")
+        if self._agent is None:
+            raise self.error(f"command {cid}: the VM is not running")
+        try:
+            self._agent.sendall(f"{cid}\n".encode())
+        except OSError as exc:
+            raise self.error(f"command {cid}: the agent port is closed ({exc})") from None
         return cid
 
     def result(self, cid: str, timeout=60):
