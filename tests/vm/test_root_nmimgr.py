@@ -41,7 +41,7 @@ import pytest
 from lab import debs, roots
 from test_vmcore_check import tool
 
-pytestmark = [pytest.mark.k61, pytest.mark.slow]
+pytestmark = [pytest.mark.k61, pytest.mark.slow, pytest.mark.roots]
 
 #: the admin's edit, appended to the packaged /etc/nmimgr.conf
 CONF = """
