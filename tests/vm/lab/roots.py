@@ -639,10 +639,7 @@ def _mmdebstrap(flavour: str, kernel: Kernel, target: Path):
 
 def _prebuild(root: Root, workdir: Path) -> dict:
     """Boot the new image once, writable: the service builds the kdump initrd."""
-    return _prebuild_boot(RootVM(root, root.image, disk_format="raw", workdir=workdir))
-
-
-def _prebuild_boot(vm: RootVM) -> dict:
+    vm = RootVM(root, root.image, disk_format="raw", workdir=workdir)
     try:
         vm.start()
         ready = vm.wait_ready(600)
