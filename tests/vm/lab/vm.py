@@ -188,10 +188,10 @@ class VM:
             with open(self.workdir / "qemu.log", "wb") as log:
                 self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
                                              stderr=subprocess.STDOUT)
-        alive = lambda: self.proc.poll() is None  # noqa: E731
         try:
-            self._qmp = QMP(Path(self._sockdir) / "qmp.sock", alive=alive)
-            self._agent = _connect(Path(self._sockdir) / "agent.sock", 10, alive)
+            self._qmp = QMP(Path(self._sockdir) / "qmp.sock", alive=lambda: self.running)
+            self._agent = _connect(Path(self._sockdir) / "agent.sock", 10,
+                                   lambda: self.running)
         except (OSError, VMError) as exc:
             self.kill()
             raise self.error(f"QMP or agent connection failed: {exc}") from exc
