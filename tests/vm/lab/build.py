@@ -2,16 +2,25 @@
 """Build out-of-tree kernel modules against a lab kernel's headers.
 
 The source directory is copied (every file, build products excluded) into
-cache/build/<kver>/<name>/ and built there with
-``make -C <headers> M=<copy> modules``, so the source tree stays clean and the
-three kernels never share objects.
+a fresh directory and built there with ``make -C <headers> M=<copy> modules``,
+so the source tree stays clean and the kernels never share objects.  A build
+that succeeds is published, by one rename, as
+cache/build/<kver>/<name>-<digest>/, DIGEST hashing what the build reads (the
+sources, module/'s too for the helper modules, the headers' release, the
+compiler's version and make's arguments): a second build of the same inputs
+takes the published one, and two test processes building at once never see
+each other's half-built tree.
 """
 
+import hashlib
 import os
 import shutil
+import tempfile
+import time
 from pathlib import Path
 
 from .kernels import Kernel
+from .initramfs import PRUNE_DAYS
 from .paths import REPO_DIR, TEST_MODULES_DIR, LabError, cache_dir, run
 
 #: build products never copied from a source directory
@@ -33,27 +42,65 @@ def build_module(kernel: Kernel, src_dir=None, name=None, *, w1=False,
         name = "nmimgr" if src.resolve() == (REPO_DIR / "module").resolve() else src.name
     if not ((src / "Kbuild").exists() or (src / "Makefile").exists()):
         raise LabError(f"{src}: no Kbuild or Makefile to build")
-    dest = cache_dir() / "build" / kernel.kver / name
-    shutil.rmtree(dest, ignore_errors=True)
-    shutil.copytree(src, dest, ignore=_IGNORE, symlinks=True)
     # NMIMGR_MODULE_DIR: where lab modules find module/nmimgr_record.h
-    cmd = ["make", "-C", str(kernel.headers), f"M={dest}", f"CC={kernel.cc()}",
-           f"NMIMGR_MODULE_DIR={REPO_DIR / 'module'}", f"-j{os.cpu_count() or 1}"]
-    if w1:
-        cmd.append("W=1")
-    cmd += [*extra_args, "modules"]
-    log = run(cmd, timeout=900)
-    (dest / "build.log").write_text(log)
-    kos = sorted(dest.glob("*.ko"))
-    wanted = dest / f"{name}.ko"
+    args = [f"CC={kernel.cc()}", f"NMIMGR_MODULE_DIR={REPO_DIR / 'module'}",
+            *(["W=1"] if w1 else []), *extra_args]
+    parent = cache_dir() / "build" / kernel.kver
+    dest = parent / f"{name}-{_digest(kernel, src, args)}"
+    ko = _built(dest, name)
+    if ko:
+        os.utime(dest)      # marks it used, for pruning
+        return ko
+    for old in parent.glob(f"{name}-*"):
+        if time.time() - old.stat().st_mtime > PRUNE_DAYS * 86400:
+            shutil.rmtree(old, ignore_errors=True)
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=parent))
+    try:
+        work = tmp / "src"
+        shutil.copytree(src, work, ignore=_IGNORE, symlinks=True)
+        log = run(["make", "-C", str(kernel.headers), f"M={work}", f"-j{os.cpu_count() or 1}",
+                   *args, "modules"], timeout=900)
+        (work / "build.log").write_text(log)
+        if not _built(work, name):
+            kos = sorted(work.glob("*.ko"))
+            raise LabError(f"{src}: built {', '.join(k.name for k in kos) or 'nothing'}, "
+                           f"expected {name}.ko:\n{log[-3000:]}")
+        try:
+            os.rename(work, dest)
+        except OSError:
+            if not _built(dest, name):      # not another process's identical build
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return _built(dest, name)
+
+
+def _built(directory: Path, name: str):
+    """The .ko a finished build in DIRECTORY made (NAME.ko, or its only .ko), or None."""
+    if not (directory / "build.log").exists():
+        return None
+    wanted = directory / f"{name}.ko"
     if wanted.exists():
-        ko = wanted
-    elif len(kos) == 1:
-        ko = kos[0]
-    else:
-        raise LabError(f"{src}: built {', '.join(k.name for k in kos) or 'nothing'}, "
-                       f"expected {name}.ko:\n{log[-3000:]}")
-    return ko
+        return wanted
+    kos = sorted(directory.glob("*.ko"))
+    return kos[0] if len(kos) == 1 else None
+
+
+def _digest(kernel: Kernel, src: Path, args) -> str:
+    """A hash of what building SRC for KERNEL with make ARGS reads."""
+    sha = hashlib.sha256()
+    compiler = run([kernel.cc(), "--version"]).splitlines()[0]
+    for part in (kernel.kver, str(kernel.headers.resolve()), compiler, *args):
+        sha.update(part.encode() + b"\0")
+    trees = [src] + ([REPO_DIR / "module"] if src.resolve() != (REPO_DIR / "module").resolve()
+                     else [])
+    for tree in trees:
+        for path in sorted(tree.rglob("*")):
+            if path.is_file() and not _IGNORE(str(path.parent), [path.name]):
+                sha.update(str(path.relative_to(tree)).encode() + b"\0")
+                sha.update(path.read_bytes())
+    return sha.hexdigest()[:16]
 
 
 def build_test_module(kernel: Kernel, name: str, **kwargs) -> Path:
