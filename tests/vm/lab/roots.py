@@ -21,8 +21,7 @@ Cache layout under ``cache/roots/<key>/`` (KEY hashes the recipe: flavour,
 package list, the kernel's package versions, the files under lab/root/, the
 kdump-utils tree, :data:`RECIPE_VERSION`)::
 
-    image.raw     ext4 (``mkfs.ext4 -d``); the kdump initrd already built in it
-                  where :data:`PREBUILT_INITRD` says so
+    image.raw     ext4 (``mkfs.ext4 -d``), never booted: no kdump initrd yet
     vmlinuz       the root's /boot/vmlinuz-KVER
     initrd.img    the root's own first-kernel initrd (initramfs-tools or dracut)
     root.json     recipe, kernel, timings of the build
@@ -76,14 +75,6 @@ FLAVOUR_PACKAGES = {
 LATE_PACKAGES = {"kdump-tools": ("kdump-tools",), "kdumpctl": ()}
 #: the service that builds and loads the capture kernel
 SERVICES = {"kdump-tools": "kdump-tools.service", "kdumpctl": "kdump.service"}
-#: flavours whose cached image carries a kdump initrd built by a first boot.
-#: kdump-tools: so that installing nmimgr is seen to rebuild it (its stamp in
-#: /etc/kdump/sysctl.conf changes).  kdumpctl: not, since every use installs
-#: nmimgr first and mkdumprd under TCG costs about four minutes a build; the
-#: install boot builds the image, and `kdumpctl restart` after a policy
-#: change is what proves the rebuild (test_root_nmimgr.py)
-PREBUILT_INITRD = {"kdump-tools": True, "kdumpctl": False}
-
 #: units that only cost boot time in a serial-console VM with no network
 MASKED = (
     "getty-static.service", "getty@tty1.service", "e2scrub_reap.service",
@@ -110,6 +101,14 @@ KDUMPCTL_ADAPTATIONS = (
     "nothing else: mkdumprd falls back from --add-confdir (dracut >= 104) to "
     "--add kdumpbase --omit ... by itself; no mksquashfs, so no squash image",
 )
+
+#: the kdumpctl root's compressor for dracut: the one Debian's mkinitramfs
+#: uses (zstd -9).  Without it dracut 059 picks gzip -9, which took 64 s of
+#: a 255 s mkdumprd under TCG (traced: sched_process_exec/exit)
+DRACUT_COMPRESS = ("etc/dracut.conf.d/90-nmimgr-lab-compress.conf",
+                   "# nmimgr VM lab: compress as Debian's mkinitramfs does; dracut's own\n"
+                   "# default, gzip -9, costs a minute a build under TCG\n"
+                   "compress=\"zstd -q -9 -T0\"\n")
 
 KDUMP_TOOLS_DEFAULTS = {
     "USE_KDUMP": "1",
@@ -183,7 +182,7 @@ def recipe(flavour: str, kernel: Kernel) -> dict:
         "masked": sorted(MASKED),
         "append": ROOT_APPEND,
         "kdump_tools_defaults": KDUMP_TOOLS_DEFAULTS if flavour == "kdump-tools" else {},
-        "prebuilt_initrd": PREBUILT_INITRD[flavour],
+        "dracut_compress": DRACUT_COMPRESS[1] if flavour == "kdumpctl" else None,
     }
 
 
@@ -266,6 +265,8 @@ def _customise(root: Path, flavour: str, kernel: Kernel):
             src = Path(tmp) / "kdump-utils"
             shutil.copytree(KDUMP_UTILS, src, symlinks=True)
             run(["make", "-C", str(src), "install", f"DESTDIR={root}", "ARCH=x86_64"])
+        (root / "etc/dracut.conf.d").mkdir(parents=True, exist_ok=True)
+        (root / DRACUT_COMPRESS[0]).write_text(DRACUT_COMPRESS[1])
         conf = root / "etc/kdump.conf"
         conf.write_text(conf.read_text() + "\n# nmimgr VM lab: dracut 059 leaves grep out "
                         "of the capture image, without it kdump.sh ignores this file\n"
@@ -637,28 +638,14 @@ def _mmdebstrap(flavour: str, kernel: Kernel, target: Path):
         raise LabError(f"mmdebstrap ({flavour}) exited {proc.returncode}:\n{tail}")
 
 
-def _prebuild(root: Root, workdir: Path) -> dict:
-    """Boot the new image once, writable: the service builds the kdump initrd."""
-    vm = RootVM(root, root.image, disk_format="raw", workdir=workdir)
-    try:
-        vm.start()
-        ready = vm.wait_ready(600)
-        loaded = vm.wait_capture_loaded(1800)
-        _, listing = vm.run("ls -l /var/lib/kdump /boot", check=True)
-        vm.submit("systemctl poweroff")
-        vm.wait_exit(300)
-    finally:
-        vm.kill()
-    return {"agent_ready_s": round(ready, 1), "capture_loaded_s": round(loaded, 1),
-            "listing": listing}
-
-
 def build_root(flavour: str, kernel: Kernel = None, *, force=False) -> Root:
     """Return the cached root of FLAVOUR, building it first when needed.
 
-    Cold: mmdebstrap, customise, mkfs.ext4 -d, then (for the flavours of
-    :data:`PREBUILT_INITRD`) one boot in which the distribution's service
-    builds and loads the kdump initrd, then power-off.
+    Cold: mmdebstrap, customise, mkfs.ext4 -d.  The image is not booted
+    here: its first boot (the install boot of test_root_nmimgr.py, the demo's)
+    is where the kdump service builds its initrd, for a root that has
+    nmimgr; under TCG a build takes minutes (mkdumprd about four), so a
+    build without nmimgr first would be thrown away.
     """
     kernel = kernel or kernels.fetch(KERNEL_LINE)
     key = recipe_key(flavour, kernel)
@@ -688,13 +675,6 @@ def build_root(flavour: str, kernel: Kernel = None, *, force=False) -> Root:
                  str(building.image), IMAGE_SIZE], timeout=1200)
             timings["mkfs_s"] = round(time.monotonic() - step, 1)
             shutil.rmtree(tree)
-            boot_info = {"listing": None}
-            if PREBUILT_INITRD[flavour]:
-                step = time.monotonic()
-                _log(f"root {flavour}: first boot, {SERVICES[flavour]} builds the kdump initrd")
-                boot_info = _prebuild(building, work / "prebuild")
-                timings["initrd_boot_s"] = round(time.monotonic() - step, 1)
-                timings.update({k: v for k, v in boot_info.items() if k.endswith("_s")})
             timings["total_s"] = round(time.monotonic() - start, 1)
         except BaseException:
             if tree.exists():
@@ -702,13 +682,10 @@ def build_root(flavour: str, kernel: Kernel = None, *, force=False) -> Root:
             raise
         info = {"key": key, "recipe": recipe(flavour, kernel), "tree_size": used,
                 "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "timings": timings, "prebuild_listing": boot_info["listing"]}
+                "timings": timings}
         if flavour == "kdumpctl":
             info["adaptations"] = list(KDUMPCTL_ADAPTATIONS)
         (work / "root.json").write_text(json.dumps(info, indent=1) + "\n")
-        if PREBUILT_INITRD[flavour]:
-            shutil.copy(work / "prebuild" / "serial.log", work / "prebuild-serial.log")
-            shutil.rmtree(work / "prebuild", ignore_errors=True)
         os.replace(work, final)
         _log(f"root {flavour}: built in {timings['total_s']}s ({timings})")
         return result
