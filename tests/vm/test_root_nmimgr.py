@@ -77,9 +77,9 @@ def install_timings(vm):
 #: and systemd's runtime state left out; deb-systemd-helper's records kept;
 #: /var/lib/kdump/initramfs-tools left out too: kdump-tools' copy of
 #: /etc/initramfs-tools, made afresh for every kdump initrd build; and the
-#: kdump initrd and kernel links kdump-tools makes when it loads: the root
-#: image has none yet (its first boot is the install), and the purge checks
-#: the initrd's contents itself)
+#: kdump initrd, its kernel link and its sysctl stamp, which kdump-tools
+#: makes when it loads: the root image has none yet (its first boot is the
+#: install), and the purge checks the initrd's contents itself)
 MANIFEST = (
     "mkdir -p /var/lib/nmimgr-lab && manifest() { "
     "find /etc -xdev -type f -exec sha256sum {} + | sed 's/^/F /'; "
@@ -88,7 +88,8 @@ MANIFEST = (
     "-o -path /var/tmp -o -path /var/log -o -path /var/cache -o -path /var/lib/dpkg "
     "-o -path /var/lib/apt -o -path /var/lib/systemd -o -path /var/lib/nmimgr-lab "
     "-o -path /var/crash -o -path /var/lib/kdump/initramfs-tools -o -path /out "
-    "-o -path '/var/lib/kdump/initrd.img*' -o -path /var/lib/kdump/vmlinuz \\) -prune "
+    "-o -path '/var/lib/kdump/initrd.img*' -o -path /var/lib/kdump/vmlinuz "
+    "-o -path '/var/lib/kdump/latest_sysctls-*' \\) -prune "
     "-o -printf 'N %p\\n'; "
     "find /var/lib/systemd/deb-systemd-helper-enabled /var/lib/systemd/deb-systemd-helper-masked "
     "-printf 'N %p\\n' 2>/dev/null || true; }; "
@@ -438,15 +439,15 @@ KDUMPCTL_INITRD = "$(ls /var/lib/kdump/initramfs-*kdump.img /boot/initramfs-*kdu
 
 
 #: what the admin does once the install boot's kdump.service has built the
-#: image: `kdumpctl restart` with nothing changed, a policy change applied,
-#: `kdumpctl restart` again, and once more; the image's mtime after each
-#: step.  Run in the install boot (lab.roots.install's THEN, cached with it):
-#: mkdumprd takes minutes under TCG, and these are facts about the packages
-#: installed, which the cache key holds.
+#: image: a policy change applied, `kdumpctl restart`, and `kdumpctl restart`
+#: again with nothing changed; the image's mtime after each step.  Run in
+#: the install boot (lab.roots.install's THEN, cached with it): mkdumprd
+#: takes minutes under TCG, and these are facts about the packages
+#: installed, which the cache key holds.  (A restart with nothing changed
+#: before the policy change proved no more than the last one, and the test
+#: boot's kdump.service, which finds nothing changed since the rebuild.)
 KDUMPCTL_STAT = f"stat -c %Y.%y {KDUMPCTL_INITRD}"
 KDUMPCTL_RESTARTS = (
-    KDUMPCTL_STAT,
-    "kdumpctl restart 2>&1",
     KDUMPCTL_STAT,
     "printf 'drop = 0x40\\n' >> /etc/nmimgr.conf && nmimgr-load --apply 2>&1",
     "kdumpctl restart 2>&1",
@@ -463,11 +464,7 @@ def kdumpctl_restarts(vm, timings):
     assert [s["command"] for s in steps] == list(KDUMPCTL_RESTARTS)
     for step in steps:
         assert step["rc"] == 0, step
-    built, (restart, same, apply, rebuild, rebuilt, again, last) = \
-        steps[0]["output"].strip(), steps[1:]
-    # nothing changed: `kdumpctl restart` keeps the image
-    assert "Rebuilding" not in restart["output"], restart["output"]
-    assert same["output"].strip() == built
+    built, (apply, rebuild, rebuilt, again, last) = steps[0]["output"].strip(), steps[1:]
     # the policy changed: apply says so, and the next restart rebuilds once
     assert "kdumpctl restart" in apply["output"], apply["output"]
     timings["kdumpctl_rebuild_s"] = rebuild["seconds"]
@@ -475,6 +472,7 @@ def kdumpctl_restarts(vm, timings):
                      r"/etc/kdump/pre\.d/50-nmimgr\s*$", rebuild["output"], re.M), rebuild["output"]
     assert "Rebuilding" in rebuild["output"], rebuild["output"]
     assert rebuilt["output"].strip() != built
+    # nothing changed since: `kdumpctl restart` keeps the image
     assert "Rebuilding" not in again["output"], again["output"]
     assert last["output"].strip() == rebuilt["output"].strip()
     return rebuilt["output"].strip()
