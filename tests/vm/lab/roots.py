@@ -629,9 +629,13 @@ def _mmdebstrap(flavour: str, kernel: Kernel, target: Path):
              if rec["late_packages"] else []),
            SUITE, str(target), *_sources()]
     (target.parent / "mmdebstrap.cmd").write_text(shlex.join(cmd) + "\n")
-    with open(target.parent / "mmdebstrap.log", "w") as log:
-        proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, timeout=3600,
-                              check=False)
+    # each line with the seconds since the start: where a root's build time goes
+    start = time.monotonic()
+    with open(target.parent / "mmdebstrap.log", "w") as log, \
+            subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as proc:
+        for line in proc.stdout:
+            log.write(f"{time.monotonic() - start:7.1f} {line.decode(errors='replace')}")
+            log.flush()
     if proc.returncode != 0:
         tail = "\n".join((target.parent / "mmdebstrap.log").read_text(
             errors="replace").splitlines()[-40:])
