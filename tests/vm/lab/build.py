@@ -6,7 +6,7 @@ a fresh directory and built there with ``make -C <headers> M=<copy> modules``,
 so the source tree stays clean and the kernels never share objects.  A build
 that succeeds is published, by one rename, as
 cache/build/<kver>/<name>-<digest>/, DIGEST hashing what the build reads (the
-sources, module/'s too for the helper modules, the headers' release, the
+sources, module/'s too for the helper modules, the headers' path, the
 compiler's version and make's arguments): a second build of the same inputs
 takes the published one, and two test processes building at once never see
 each other's half-built tree.
@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .kernels import Kernel
 from .initramfs import PRUNE_DAYS
-from .paths import REPO_DIR, TEST_MODULES_DIR, LabError, cache_dir, run
+from .paths import REPO_DIR, TEST_MODULES_DIR, LabError, cache_dir, run, tree_digest
 
 #: build products never copied from a source directory
 _IGNORE = shutil.ignore_patterns("*.o", "*.ko", "*.mod", "*.mod.c", ".*.cmd",
@@ -96,10 +96,7 @@ def _digest(kernel: Kernel, src: Path, args) -> str:
     trees = [src] + ([REPO_DIR / "module"] if src.resolve() != (REPO_DIR / "module").resolve()
                      else [])
     for tree in trees:
-        for path in sorted(tree.rglob("*")):
-            if path.is_file() and not _IGNORE(str(path.parent), [path.name]):
-                sha.update(str(path.relative_to(tree)).encode() + b"\0")
-                sha.update(path.read_bytes())
+        tree_digest(tree, sha, skip=lambda rel: bool(_IGNORE("", [rel.name])))
     return sha.hexdigest()[:16]
 
 

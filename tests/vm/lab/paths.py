@@ -66,3 +66,12 @@ def run(cmd, *, cwd=None, env=None, timeout=None, check=True) -> str:
         tail = "\n".join(proc.stdout.splitlines()[-40:])
         raise LabError(f"{shlex.join(map(str, cmd))} exited {proc.returncode}:\n{tail}")
     return proc.stdout
+
+
+def tree_digest(path: Path, digest, skip=lambda rel: False):
+    """Feed every file under PATH (relative name and bytes, sorted) into DIGEST,
+    but those whose relative path SKIP(rel) rejects."""
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        rel = file.relative_to(path)
+        if not skip(rel):
+            digest.update(str(rel).encode() + b"\0" + file.read_bytes() + b"\0")

@@ -47,7 +47,7 @@ from pathlib import Path
 
 from . import kernels
 from .kernels import Kernel
-from .paths import REPO_DIR, LabError, cache_dir, locked, run
+from .paths import REPO_DIR, LabError, cache_dir, locked, run, tree_digest
 from .vm import VM
 
 RECIPE_VERSION = "1"
@@ -122,11 +122,7 @@ def _log(msg: str):
 
 
 def _tree_digest(path: Path, digest):
-    for file in sorted(p for p in path.rglob("*") if p.is_file()):
-        rel = file.relative_to(path)
-        if rel.parts[0] in (".git",):
-            continue
-        digest.update(str(rel).encode() + b"\0" + file.read_bytes() + b"\0")
+    tree_digest(path, digest, skip=lambda rel: rel.parts[0] == ".git")
 
 
 @dataclasses.dataclass(frozen=True)
