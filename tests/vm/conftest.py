@@ -179,8 +179,8 @@ def debian_roots(k61):
     """Factory: debian_roots(flavour) -> lab.roots.Root, built once and cached.
 
     FLAVOUR is "kdump-tools" or "kdumpctl" (lab.roots.FLAVOURS).  A cold build
-    (mmdebstrap, image, the first boot that builds the kdump initrd) takes
-    minutes; afterwards it is a lookup.  The kdumpctl root is skipped, saying
+    (the base both share with mmdebstrap, the flavour's packages, the image)
+    takes minutes; afterwards it is a lookup.  The kdumpctl root is skipped, saying
     why, when ../shared/peers/kdump-utils is absent.
     """
     built = {}

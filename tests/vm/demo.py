@@ -14,7 +14,7 @@ kdump initrd), a second press during the dump changes nothing, the dump is
 written, and on the next boot nmimgr-annotate.service finds it complete
 and names the NMI that caused it.
 
-First run: the root (mmdebstrap and a first boot, ~6 min under TCG), the
+First run: the root (mmdebstrap and the kdump-tools packages, ~5 min), the
 packages (~1.5 min) and the install boot (apt, DKMS, the kdump initrd: ~3.5 min)
 are built and cached; later runs boot the installed server straight away
 (about 3.5 min).

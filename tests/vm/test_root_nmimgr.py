@@ -68,8 +68,11 @@ def nmimgr_debs(tmp_path_factory):
 
 def install_timings(vm):
     """The install boot's timings, and whether this run did it."""
+    info = vm.installed.info
     return {"install_fresh": vm.fresh,
-            **{f"install_{k}": v for k, v in vm.installed.info["timings"].items()}}
+            **{f"install_{k}": v for k, v in info["timings"].items()},
+            # each first-boot command's seconds (apt and DKMS, update-initramfs)
+            "install_firstboot_s": [c.get("seconds") for c in info["firstboot"]]}
 
 
 #: the state of the root before the install: /etc by name and content, the
