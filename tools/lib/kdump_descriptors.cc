@@ -67,6 +67,15 @@ std::optional<PageDesc> DescTable::Read(Source& src, uint64_t index) const {
   return d;
 }
 
+uint64_t DescTable::ReadRun(Source& src, uint64_t index, uint64_t n,
+                            std::vector<uint8_t>& out) const {
+  n = index < count_ ? std::min(n, count_ - index) : 0;
+  out.resize(n * kPageDescSize);
+  const size_t got = src.ReadAt(off_ + index * kPageDescSize, out);
+  out.resize(got / kPageDescSize * kPageDescSize);
+  return got / kPageDescSize;
+}
+
 void DescTable::Seek(Source& src, const KdumpLayout& layout,
                      const RankIndex& rank, DescWalker& w,
                      uint64_t index) const {

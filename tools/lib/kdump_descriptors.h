@@ -207,6 +207,10 @@ class DescTable {
   // Descriptor `index` of this file, when it is there; nullopt when it is
   // past the end of the data.
   std::optional<PageDesc> Read(Source& src, uint64_t index) const;
+  // Descriptors [index, index + n) (clipped to the table) into `out`, as
+  // far as the data holds whole ones; returns how many it holds.
+  uint64_t ReadRun(Source& src, uint64_t index, uint64_t n,
+                   std::vector<uint8_t>& out) const;
   bool Sound(Source& src, const PageDesc& d) const {
     return rules_.Check(src, d) == DescFault::kNone;
   }

@@ -5,7 +5,8 @@
 
 #include <algorithm>
 #include <cstring>
-#include <vector>
+#include <memory>
+#include <span>
 
 #include "checked.h"
 #include "kernel_vm.h"
@@ -58,8 +59,11 @@ KernelLog Read(DumpReader& reader, const DumpFacts& facts) {
   const uint64_t count = 1ull << count_bits, ring = 1ull << size_bits;
   if (count * (desc_size + info_size) + ring > kMaxRingBytes)
     throw Fail("printk ring is too large");
-  std::vector<uint8_t> dbuf(count * desc_size), ibuf(count * info_size),
-      text(ring);
+  // Not zeroed first: mem.Read fills every byte or throws.
+  const uint64_t dlen = count * desc_size, ilen = count * info_size;
+  auto buf = std::make_unique_for_overwrite<uint8_t[]>(dlen + ilen + ring);
+  std::span<uint8_t> dbuf(buf.get(), dlen), ibuf(buf.get() + dlen, ilen),
+      text(buf.get() + dlen + ilen, ring);
   mem.Read(descs, dbuf, "printk descriptors");
   mem.Read(infos, ibuf, "printk infos");
   mem.Read(data, text, "printk text");
