@@ -1,0 +1,81 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+//
+// The codec libraries that only some dumps need, opened when the first such
+// dump is read rather than by the dynamic loader at every start: liblzo2,
+// libsnappy and libzstd for kdump-compressed pages of those codecs, liblzma,
+// liblz4 and libbz2 for .xz, .lz4 and .bz2 files.  A default check of a
+// zlib dump (the next-boot annotation) maps none of them.  zlib and
+// libdeflate (zlib pages, .gz files) stay linked.
+//
+// Each table is filled once (thread-safe) by dlopen() of the library's
+// SONAME, which the build reads from the library it compiles against
+// (tools/lib/CMakeLists.txt), and dlsym() of each function, typed by the
+// library's own header.  A library or function that cannot be loaded
+// throws IoError, the tool failing rather than the dump:
+// "lzo pages: cannot load liblzo2.so.2: <dlerror>".
+//
+// The packages must still depend on these libraries: dh_shlibdeps and
+// rpm's dependency generator see only DT_NEEDED, so debian/control and
+// packaging/rpm/nmimgr.spec name them.
+#ifndef NMIMGR_TOOLS_LIB_CODEC_LIBS_H_
+#define NMIMGR_TOOLS_LIB_CODEC_LIBS_H_
+
+#include <bzlib.h>
+#include <lz4frame.h>
+#include <lzma.h>
+#include <lzo/lzo1x.h>
+#include <snappy-c.h>
+#include <zstd.h>
+
+namespace nmimgr::vmcore {
+
+struct LzoLib {
+  decltype(&lzo1x_decompress_safe) decompress_safe;
+  decltype(&lzo1x_1_compress) compress_1;
+};
+// lzo_init() has been called.
+const LzoLib& Lzo();
+
+struct SnappyLib {
+  decltype(&snappy_uncompressed_length) uncompressed_length;
+  decltype(&snappy_uncompress) uncompress;
+  decltype(&snappy_max_compressed_length) max_compressed_length;
+  decltype(&snappy_compress) compress;
+};
+const SnappyLib& Snappy();
+
+struct ZstdLib {
+  decltype(&ZSTD_decompress) decompress;
+  decltype(&ZSTD_isError) is_error;
+  decltype(&ZSTD_getErrorName) error_name;
+  decltype(&ZSTD_compressBound) compress_bound;
+  decltype(&ZSTD_compress) compress;
+};
+const ZstdLib& Zstd();
+
+struct LzmaLib {
+  decltype(&lzma_stream_decoder) stream_decoder;
+  decltype(&lzma_code) code;
+  decltype(&lzma_end) end;
+};
+const LzmaLib& Lzma();
+
+struct Lz4Lib {
+  decltype(&LZ4F_createDecompressionContext) create_dctx;
+  decltype(&LZ4F_freeDecompressionContext) free_dctx;
+  decltype(&LZ4F_decompress) decompress;
+  decltype(&LZ4F_isError) is_error;
+  decltype(&LZ4F_getErrorName) error_name;
+};
+const Lz4Lib& Lz4();
+
+struct Bzip2Lib {
+  decltype(&BZ2_bzDecompressInit) decompress_init;
+  decltype(&BZ2_bzDecompress) decompress;
+  decltype(&BZ2_bzDecompressEnd) decompress_end;
+};
+const Bzip2Lib& Bzip2();
+
+}  // namespace nmimgr::vmcore
+
+#endif  // NMIMGR_TOOLS_LIB_CODEC_LIBS_H_
