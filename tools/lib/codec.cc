@@ -2,8 +2,6 @@
 #include "codec.h"
 
 #include <fmt/format.h>
-#include <libdeflate.h>
-#include <zlib.h>
 
 #include <cstring>
 #include <memory>
@@ -23,11 +21,11 @@ namespace {
 libdeflate_decompressor* Inflater() {
   struct Free {
     void operator()(libdeflate_decompressor* d) const {
-      libdeflate_free_decompressor(d);
+      Deflate().free_decompressor(d);
     }
   };
   thread_local std::unique_ptr<libdeflate_decompressor, Free> d(
-      libdeflate_alloc_decompressor());
+      Deflate().alloc_decompressor());
   if (!d) throw std::bad_alloc();
   return d.get();
 }
@@ -72,7 +70,7 @@ std::string DecodePage(uint32_t flags, std::span<const uint8_t> in,
       return {};
     case kDumpZlib: {
       size_t len = 0;
-      libdeflate_result r = libdeflate_zlib_decompress(
+      libdeflate_result r = Deflate().zlib_decompress(
           Inflater(), in.data(), in.size(), out.data(), want, &len);
       if (r != LIBDEFLATE_SUCCESS)
         return fmt::format("zlib data does not decompress ({})", ZlibError(r));
@@ -127,10 +125,11 @@ bool EncodePage(uint32_t flags, std::span<const uint8_t> in, std::string& out) {
       out.assign(reinterpret_cast<const char*>(in.data()), in.size());
       return true;
     case kDumpZlib: {
-      uLongf len = compressBound(in.size());
+      const ZlibLib& zlib = Zlib();
+      uLongf len = zlib.compress_bound(in.size());
       out.resize(len);
-      if (compress2(reinterpret_cast<Bytef*>(out.data()), &len, in.data(),
-                    in.size(), 1) != Z_OK)
+      if (zlib.compress_level(reinterpret_cast<Bytef*>(out.data()), &len,
+                              in.data(), in.size(), 1) != Z_OK)
         return false;
       out.resize(len);
       return true;

@@ -39,6 +39,33 @@ class Library {
 // compiler's guard, by the first thread that asks; a failed load throws
 // and the next call tries again.
 
+const DeflateLib& Deflate() {
+  static const DeflateLib lib = [] {
+    Library l(NMIMGR_SONAME_DEFLATE, "zlib pages");
+    DeflateLib t;
+    l.Get(t.alloc_decompressor, "libdeflate_alloc_decompressor");
+    l.Get(t.free_decompressor, "libdeflate_free_decompressor");
+    l.Get(t.zlib_decompress, "libdeflate_zlib_decompress");
+    return t;
+  }();
+  return lib;
+}
+
+const ZlibLib& Zlib() {
+  static const ZlibLib lib = [] {
+    Library l(NMIMGR_SONAME_Z, "gzip file");
+    ZlibLib t;
+    l.Get(t.inflate_init2_, "inflateInit2_");
+    l.Get(t.inflate_some, "inflate");
+    l.Get(t.inflate_reset, "inflateReset");
+    l.Get(t.inflate_end, "inflateEnd");
+    l.Get(t.compress_bound, "compressBound");
+    l.Get(t.compress_level, "compress2");
+    return t;
+  }();
+  return lib;
+}
+
 const LzoLib& Lzo() {
   static const LzoLib lib = [] {
     Library l(NMIMGR_SONAME_LZO2, "lzo pages");

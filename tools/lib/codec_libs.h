@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 //
-// The codec libraries that only some dumps need, opened when the first such
-// dump is read rather than by the dynamic loader at every start: liblzo2,
-// libsnappy and libzstd for kdump-compressed pages of those codecs, liblzma,
-// liblz4 and libbz2 for .xz, .lz4 and .bz2 files.  A default check of a
-// zlib dump (the next-boot annotation) maps none of them.  zlib and
-// libdeflate (zlib pages, .gz files) stay linked.
+// The codec libraries, opened when the first dump that needs one is read
+// rather than by the dynamic loader at every start: libdeflate, liblzo2,
+// libsnappy and libzstd for kdump-compressed pages of those codecs (zlib
+// pages decode with libdeflate), zlib, liblzma, liblz4 and libbz2 for .gz,
+// .xz, .lz4 and .bz2 files.  A default check (the next-boot annotation)
+// maps only the one its dump's pages need, and an ELF dump's none.
 //
 // Each table is filled once (thread-safe) by dlopen() of the library's
 // SONAME, which the build reads from the library it compiles against
@@ -21,13 +21,38 @@
 #define NMIMGR_TOOLS_LIB_CODEC_LIBS_H_
 
 #include <bzlib.h>
+#include <libdeflate.h>
 #include <lz4frame.h>
 #include <lzma.h>
 #include <lzo/lzo1x.h>
 #include <snappy-c.h>
+#include <zlib.h>
 #include <zstd.h>
 
 namespace nmimgr::vmcore {
+
+struct DeflateLib {
+  decltype(&libdeflate_alloc_decompressor) alloc_decompressor;
+  decltype(&libdeflate_free_decompressor) free_decompressor;
+  decltype(&libdeflate_zlib_decompress) zlib_decompress;
+};
+const DeflateLib& Deflate();
+
+struct ZlibLib {
+  decltype(&::inflateInit2_) inflate_init2_;
+  decltype(&::inflate) inflate_some;
+  decltype(&::inflateReset) inflate_reset;
+  decltype(&::inflateEnd) inflate_end;
+  decltype(&::compressBound) compress_bound;
+  decltype(&::compress2) compress_level;
+  // inflateInit2(), which <zlib.h> defines as this call of inflateInit2_:
+  // the library checks the version and the z_stream size compiled with.
+  int InflateInit2(z_stream* s, int window_bits) const {
+    return inflate_init2_(s, window_bits, ZLIB_VERSION,
+                          static_cast<int>(sizeof(z_stream)));
+  }
+};
+const ZlibLib& Zlib();
 
 struct LzoLib {
   decltype(&lzo1x_decompress_safe) decompress_safe;

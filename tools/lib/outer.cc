@@ -4,7 +4,6 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include <algorithm>
 #include <atomic>
@@ -142,10 +141,10 @@ class XzDecoder : public Decoder {
 class GzipDecoder : public Decoder {
  public:
   GzipDecoder() {
-    if (inflateInit2(&s_, 16 + MAX_WBITS) != Z_OK)
+    if (lib_.InflateInit2(&s_, 16 + MAX_WBITS) != Z_OK)
       throw IoError("gzip: cannot initialise the decoder");
   }
-  ~GzipDecoder() override { inflateEnd(&s_); }
+  ~GzipDecoder() override { lib_.inflate_end(&s_); }
   size_t Decode(std::span<const uint8_t>& in, std::span<uint8_t> out,
                 bool last) override {
     size_t done = 0;
@@ -169,7 +168,7 @@ class GzipDecoder : public Decoder {
       s_.avail_out =
           static_cast<uInt>(std::min<size_t>(out.size() - done, 1u << 30));
       size_t in_before = s_.avail_in, out_before = s_.avail_out;
-      int r = inflate(&s_, Z_NO_FLUSH);
+      int r = lib_.inflate_some(&s_, Z_NO_FLUSH);
       size_t used = in_before - s_.avail_in;
       if (replay) {
         held_ = used == 0;
@@ -227,13 +226,14 @@ class GzipDecoder : public Decoder {
       end_ = End::kComplete;
       return true;
     }
-    if (inflateReset(&s_) != Z_OK)
+    if (lib_.inflate_reset(&s_) != Z_OK)
       throw IoError("gzip: cannot reset the decoder");
     state_ = kMember;  // held_ stays: the 0x1f goes in first
     return true;
   }
 
   enum State { kMember, kBetween, kZeros };
+  const ZlibLib& lib_ = Zlib();
   z_stream s_{};
   State state_ = kMember;
   bool held_ = false;  // first_ consumed, not yet given to inflate
