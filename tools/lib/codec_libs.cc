@@ -16,9 +16,8 @@ class Library {
   // `use` says what needs it, for the message.
   Library(const char* soname, const char* use) : soname_(soname), use_(use) {
     handle_ = ::dlopen(soname, RTLD_NOW | RTLD_LOCAL);
-    if (!handle_)
-      throw IoError(
-          fmt::format("{}: cannot load {}: {}", use, soname, ::dlerror()));
+    if (!handle_)  // dlerror() names the library and says why
+      throw IoError(fmt::format("{}: {}", use, ::dlerror()));
   }
   template <class Fn>
   void Get(Fn& fn, const char* name) {

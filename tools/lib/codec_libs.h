@@ -12,7 +12,8 @@
 // (tools/lib/CMakeLists.txt), and dlsym() of each function, typed by the
 // library's own header.  A library or function that cannot be loaded
 // throws IoError, the tool failing rather than the dump:
-// "lzo pages: cannot load liblzo2.so.2: <dlerror>".
+// "lzo pages: liblzo2.so.2: cannot open shared object file: No such file or
+// directory".
 //
 // The packages must still depend on these libraries: dh_shlibdeps and
 // rpm's dependency generator see only DT_NEEDED, so debian/control and
