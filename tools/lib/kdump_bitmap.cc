@@ -46,12 +46,6 @@ void ReadBitmapBytes(Source& src, uint64_t offset, std::span<uint8_t> out,
   std::fill(out.begin() + written, out.end(), 0);
 }
 
-bool BitmapBit(Source& src, uint64_t off, uint64_t pfn, std::string_view what) {
-  uint8_t byte = 0;
-  ReadExact(src, off + pfn / 8, {&byte, 1}, what);
-  return byte >> (pfn % 8) & 1;
-}
-
 NMIMGR_POPCNT_CLONES
 uint64_t CountBits(Source& src, uint64_t off, uint64_t start, uint64_t end,
                    std::string_view what) {

@@ -51,9 +51,6 @@ inline uint64_t LoadBitmapWord(const uint8_t* p) {
 void ReadBitmapBytes(Source& src, uint64_t offset, std::span<uint8_t> out,
                      std::string_view what);
 
-// Whether the bit of `pfn` is set in the bitmap half at `off`.
-bool BitmapBit(Source& src, uint64_t off, uint64_t pfn, std::string_view what);
-
 // Counts set bits for pfns [start, end) in the bitmap half at `off`.  Holes
 // of a sparse file are zeros and are skipped, not read.
 uint64_t CountBits(Source& src, uint64_t off, uint64_t start, uint64_t end,
