@@ -16,12 +16,6 @@ std::string DefaultLoader() {
 
 namespace {
 
-std::string Trim(std::string s) {
-  size_t b = s.find_first_not_of(" \t\n");
-  size_t e = s.find_last_not_of(" \t\n");
-  return b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
-}
-
 std::vector<std::string> LoaderArgs(const Host& host, const std::string& loader,
                                     const std::string& path) {
   std::vector<std::string> argv = {loader, "-q", "-c",

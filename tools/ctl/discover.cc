@@ -25,11 +25,6 @@ volatile sig_atomic_t g_stop = 0;
 
 void OnSignal(int sig) { g_stop = sig; }
 
-std::string Hex(unsigned v) {
-  char buf[8];
-  std::snprintf(buf, sizeof(buf), "0x%02x", v);
-  return buf;
-}
 
 bool WritePolicy(const Host& host, const std::string& policy,
                  std::string* error) {
@@ -50,15 +45,6 @@ bool WritePolicy(const Host& host, const std::string& policy,
     return false;
   }
   return true;
-}
-
-std::map<std::string, std::string> Keys(const std::string& policy) {
-  std::map<std::string, std::string> keys;
-  for (const std::string& w : Words(policy)) {
-    size_t eq = w.find('=');
-    if (eq != std::string::npos) keys[w.substr(0, eq)] = w.substr(eq + 1);
-  }
-  return keys;
 }
 
 // The platform notes (data/platforms.json) that the DMI vendor names.
@@ -117,7 +103,7 @@ int RunDiscover(const Host& host, const DiscoverOptions& opts,
     return 2;
   }
   const std::string saved = m.Param("policy");
-  std::map<std::string, std::string> keys = Keys(saved);
+  std::map<std::string, std::string> keys = PolicyKeys(saved);
   const std::string mask = keys.count("mask") ? keys["mask"] : "0xc0";
   const std::string discovery =
       "ignore= drop=0-255 panic= mask=" + mask + " dry_run=1 confirm=0";
@@ -186,7 +172,7 @@ int RunDiscover(const Host& host, const DiscoverOptions& opts,
       if (std::optional<SeenNmi> nmi = ParseNmiLine(text)) {
         seen.push_back(*nmi);
         out << "NMI " << seen.size() << ": type=" << nmi->type
-            << " raw=" << Hex(nmi->raw) << " code=" << Hex(nmi->code)
+            << " raw=" << HexCode(nmi->raw) << " code=" << HexCode(nmi->code)
             << " cpu=" << nmi->cpu << "\n"
             << std::flush;
       }
@@ -222,9 +208,9 @@ int RunDiscover(const Host& host, const DiscoverOptions& opts,
   std::vector<std::string> panic;
   out << "seen:\n";
   for (const auto& [k, count] : by_code) {
-    out << "  type=" << k.first << " code=" << Hex(k.second) << ": " << count
+    out << "  type=" << k.first << " code=" << HexCode(k.second) << ": " << count
         << "\n";
-    if (k.first == "unknown") panic.push_back(Hex(k.second));
+    if (k.first == "unknown") panic.push_back(HexCode(k.second));
   }
   if (!panic.empty()) {
     std::string list;

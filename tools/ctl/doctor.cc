@@ -84,11 +84,6 @@ std::string MiB(uint64_t bytes) {
   return buf;
 }
 
-std::string Hex(unsigned v) {
-  char buf[8];
-  std::snprintf(buf, sizeof(buf), "0x%02x", v);
-  return buf;
-}
 
 bool Has(const std::vector<std::string>& words, const std::string& w) {
   return std::find(words.begin(), words.end(), w) != words.end();
@@ -785,7 +780,7 @@ class Doctor {
     if (!other.empty()) {
       f.verdict = Verdict::kWarn;
       f.summary =
-          "only some readings of the BMC's NMI panic: mask " + Hex(p.mask) +
+          "only some readings of the BMC's NMI panic: mask " + HexCode(p.mask) +
           " keeps OS-state bits, so the code depends on what the OS last wrote "
           "to port 0x61";
       f.fix = "mask = 0xc0 (the default) in /etc/nmimgr.conf";

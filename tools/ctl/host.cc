@@ -162,6 +162,13 @@ ProcessResult RunProcess(const std::vector<std::string>& argv) {
   return res;
 }
 
+std::string Trim(std::string_view text) {
+  size_t b = text.find_first_not_of(" \t\r\n");
+  if (b == std::string_view::npos) return std::string();
+  size_t e = text.find_last_not_of(" \t\r\n");
+  return std::string(text.substr(b, e - b + 1));
+}
+
 std::vector<std::string> Words(std::string_view text) {
   std::vector<std::string> words;
   size_t i = 0;

@@ -72,6 +72,8 @@ ProcessResult RunProcess(const std::vector<std::string>& argv);
 
 // Whitespace-separated words of TEXT.
 std::vector<std::string> Words(std::string_view text);
+// TEXT without leading and trailing blanks (space, tab, CR, LF).
+std::string Trim(std::string_view text);
 // The lines of TEXT, without their newlines.
 std::vector<std::string> Lines(std::string_view text);
 

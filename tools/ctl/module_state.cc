@@ -2,6 +2,7 @@
 #include "module_state.h"
 
 #include <charconv>
+#include <cstdio>
 #include <stdexcept>
 
 namespace nmimgr::ctl {
@@ -23,6 +24,21 @@ std::optional<uint64_t> Number(std::string_view s, int base = 10) {
 }
 
 }  // namespace
+
+std::string HexCode(unsigned v) {
+  char buf[16];
+  std::snprintf(buf, sizeof(buf), "0x%02x", v);
+  return buf;
+}
+
+std::map<std::string, std::string> PolicyKeys(const std::string& policy) {
+  std::map<std::string, std::string> keys;
+  for (const std::string& w : Words(policy)) {
+    size_t eq = w.find('=');
+    if (eq != std::string::npos) keys[w.substr(0, eq)] = w.substr(eq + 1);
+  }
+  return keys;
+}
 
 std::optional<std::string> ModuleStats::Get(std::string_view key) const {
   for (const auto& [k, v] : values)

@@ -42,6 +42,14 @@ struct ModuleStats {
 // a line that is not `key value`.
 ModuleStats ParseStats(std::string_view text);
 
+// An event code or raw byte as the stats file and the reports write it:
+// 0x followed by at least two hex digits.
+std::string HexCode(unsigned v);
+
+// The module's `policy` parameter split into its keys: "ignore= drop=
+// panic=0 mask=0xc0 dry_run=0 confirm=0" -> {ignore: "", drop: "", ...}.
+std::map<std::string, std::string> PolicyKeys(const std::string& policy);
+
 // The counters of the stats file, in its order (docs/module.md).
 extern const std::vector<std::string> kCounters;
 

@@ -26,27 +26,12 @@ const std::set<std::string> kPolicyKeys = {
     "mask",        "dry_run",      "confirm",   "events_ignore",
     "events_drop", "events_panic", "event_mask"};
 
-std::map<std::string, std::string> Keys(const std::string& policy) {
-  std::map<std::string, std::string> keys;
-  for (const std::string& w : Words(policy)) {
-    size_t eq = w.find('=');
-    if (eq != std::string::npos) keys[w.substr(0, eq)] = w.substr(eq + 1);
-  }
-  return keys;
-}
-
-std::string Trim(const std::string& s) {
-  size_t b = s.find_first_not_of(" \t\r");
-  size_t e = s.find_last_not_of(" \t\r");
-  return b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
-}
-
 }  // namespace
 
 std::optional<std::string> ComposePolicy(const std::string& current,
                                          const SetRequest& req,
                                          std::string* error) {
-  std::map<std::string, std::string> keys = Keys(current);
+  std::map<std::string, std::string> keys = PolicyKeys(current);
   // each value alone first, so that the message names the option
   struct nmimgr_codeset set;
   char err[NMIMGR_ERR_BUF];
@@ -93,7 +78,7 @@ std::optional<std::string> ComposePolicy(const std::string& current,
 }
 
 std::string RewriteConfig(const std::string& text, const std::string& policy) {
-  std::map<std::string, std::string> keys = Keys(policy);
+  std::map<std::string, std::string> keys = PolicyKeys(policy);
   std::string block = "# set by nmimgrctl set\n";
   for (const char* k :
        {"ignore", "drop", "panic", "mask", "dry_run", "confirm"})

@@ -24,22 +24,6 @@ std::set<std::string> TypeSet(const std::string& s) {
   return out;
 }
 
-std::string Hex(unsigned v) {
-  char buf[8];
-  std::snprintf(buf, sizeof(buf), "0x%02x", v);
-  return buf;
-}
-
-// The policy string split into its keys: "ignore= drop= panic=0 mask=0xc0
-// dry_run=0 confirm=0" -> {ignore: "", ...}.
-std::map<std::string, std::string> PolicyKeys(const std::string& policy) {
-  std::map<std::string, std::string> keys;
-  for (const std::string& w : Words(policy)) {
-    size_t eq = w.find('=');
-    if (eq != std::string::npos) keys[w.substr(0, eq)] = w.substr(eq + 1);
-  }
-  return keys;
-}
 
 }  // namespace
 
@@ -100,7 +84,7 @@ void PrintStatus(const Status& s, std::ostream& out) {
       if (!st->codes.empty()) {
         out << "  codes        ";
         for (const auto& [code, n] : st->codes)
-          out << " " << Hex(code) << "=" << n;
+          out << " " << HexCode(code) << "=" << n;
         out << "\n";
       }
       out << "  last event    ";
@@ -168,8 +152,8 @@ nlohmann::json StatusJson(const Status& s) {
       json counters = json::object();
       for (const std::string& c : kCounters) counters[c] = st.Counter(c);
       json codes = json::object(), raw = json::object();
-      for (const auto& [code, n] : st.codes) codes[Hex(code)] = n;
-      for (const auto& [b, n] : st.raw) raw[Hex(b)] = n;
+      for (const auto& [code, n] : st.codes) codes[HexCode(code)] = n;
+      for (const auto& [b, n] : st.raw) raw[HexCode(b)] = n;
       mod["counters"] = counters;
       mod["codes"] = codes;
       mod["raw"] = raw;
@@ -232,7 +216,7 @@ void AddStatusMetrics(const Status& s, metrics::Metrics& metrics) {
   for (const auto& [code, n] : st.codes)
     metrics.Add("nmimgr_nmi_codes_total", "counter",
                 "NMIs by event code as matched under the mask in force",
-                {{"code", Hex(code)}}, static_cast<double>(n));
+                {{"code", HexCode(code)}}, static_cast<double>(n));
   metrics.Add("nmimgr_log_suppressed_total", "counter",
               "NMI log lines held back by the rate limit", {},
               static_cast<double>(st.Counter("log_suppressed")));
