@@ -107,8 +107,9 @@ def image61(k61):
 def crash_with_window(k61, image61, workdir, window_module, trigger):
     """Boot, load nmimgr with the panic code and a window module
     ("latchwin.ko window_ms=..." or "panicwin.ko hold_ms=..."), arm kdump,
-    crash with TRIGGER (a host callable); return (dump's log, fired records)."""
-    vm = VM(k61, image61, workdir=workdir)
+    crash with TRIGGER (a host callable); return (dump's log, fired records).
+    A thread per vCPU: the window holds one CPU while the other takes NMIs."""
+    vm = VM(k61, image61, workdir=workdir, parallel_vcpus=True)
     try:
         vm.start()
         vm.wait_ready()

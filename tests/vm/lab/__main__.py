@@ -9,6 +9,7 @@
   shell KERNEL [--file DEST=SRC]... an interactive console (Ctrl-a x quits)
   dumps DIR [--kernel KERNEL]       one real nmimgr NMI panic dumped by makedumpfile
                                     in every format into DIR (for bench/run.sh)
+  root-base                         build and cache the mmdebstrap base both roots copy
   root build|boot|shell NAME [--install DEB|DIR]... [--file DEST=SRC]...
                     [--firstboot CMD]... [--run CMD]...
                     [--kdump]       a real Debian bookworm root (NAME: kdump-tools,
@@ -121,6 +122,14 @@ def cmd_dumps(args):
     print(f"({time.monotonic() - start:.1f}s)")
 
 
+def cmd_root_base(args):
+    """Build and cache the mmdebstrap base both roots copy."""
+    start = time.monotonic()
+    tree = roots.build_base(kernels.fetch(roots.KERNEL_LINE))
+    print(f"base\t{tree.parent}\t{time.monotonic() - start:.1f}s")
+    print((tree.parent / "base.json").read_text().strip())
+
+
 def cmd_root(args):
     """Build, boot or log in to a real Debian root."""
     start = time.monotonic()
@@ -213,6 +222,9 @@ def main(argv=None):
     dmp.add_argument("dir")
     dmp.add_argument("--kernel", default="6.1", choices=kernels.labels())
     dmp.set_defaults(func=cmd_dumps)
+
+    base = sub.add_parser("root-base", help=cmd_root_base.__doc__)
+    base.set_defaults(func=cmd_root_base)
 
     root = sub.add_parser("root", help=cmd_root.__doc__)
     root.add_argument("action", choices=("build", "boot", "shell"))
