@@ -22,12 +22,13 @@
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
-#include <linux/delay.h>
 #include <linux/kernel.h>
 #include <linux/kprobes.h>
+#include <linux/math64.h>
 #include <linux/module.h>
 #include <linux/moduleparam.h>
 #include <linux/nmi.h>
+#include <linux/timekeeping.h>
 #include <asm/apic.h>
 
 static unsigned int hold_ms;
@@ -44,9 +45,16 @@ MODULE_PARM_DESC(release, "Write 1 to close the panic window");
 
 static bool done;
 
+/*
+ * The window is timed by the clocksource (ktime_get_mono_fast_ns() is safe
+ * with interrupts off and in NMI context), not by mdelay(): mdelay() counts
+ * this CPU's loops_per_jiffy, and a secondary CPU of a TCG guest that
+ * calibrated its delay loop while the host was busy got a tenth of the
+ * boot CPU's, so 15000 mdelay(1)s on it lasted 0.28 s.
+ */
 static int hold_pre(struct kprobe *kp, struct pt_regs *regs)
 {
-	unsigned int i;
+	u64 start, now;
 
 	if (READ_ONCE(done))
 		return 0;
@@ -54,12 +62,15 @@ static int hold_pre(struct kprobe *kp, struct pt_regs *regs)
 	pr_emerg("panic window open for %u ms on cpu %d (oops_in_progress=%d)\n",
 		 hold_ms, raw_smp_processor_id(), oops_in_progress);
 	WRITE_ONCE(held, true);
-	for (i = 0; i < hold_ms && !READ_ONCE(release); i++) {
+	start = ktime_get_mono_fast_ns();
+	do {
 		touch_nmi_watchdog();
-		mdelay(1);
-	}
+		cpu_relax();
+		now = ktime_get_mono_fast_ns();
+	} while (now - start < (u64)hold_ms * NSEC_PER_MSEC && !READ_ONCE(release));
 	WRITE_ONCE(held, false);
-	pr_emerg("panic window closed after %u ms\n", i);
+	pr_emerg("panic window closed after %llu ms\n",
+		 div_u64(now - start, NSEC_PER_MSEC));
 	return 0;
 }
 
