@@ -227,7 +227,9 @@ def recipe(flavour: str, kernel: Kernel) -> dict:
         "masked": sorted(MASKED),
         "append": ROOT_APPEND,
         "kdump_tools_defaults": KDUMP_TOOLS_DEFAULTS if flavour == "kdump-tools" else {},
-        "dracut_compress": DRACUT_COMPRESS[1] if flavour == "kdumpctl" else None,
+        # written before dracut's install, so its first-kernel image too
+        "dracut_compress": ({"before_dracut": DRACUT_COMPRESS[1]}
+                            if flavour == "kdumpctl" else None),
     }
 
 
@@ -310,8 +312,6 @@ def _customise(root: Path, flavour: str, kernel: Kernel):
             src = Path(tmp) / "kdump-utils"
             shutil.copytree(KDUMP_UTILS, src, symlinks=True)
             run(["make", "-C", str(src), "install", f"DESTDIR={root}", "ARCH=x86_64"])
-        (root / "etc/dracut.conf.d").mkdir(parents=True, exist_ok=True)
-        (root / DRACUT_COMPRESS[0]).write_text(DRACUT_COMPRESS[1])
         conf = root / "etc/kdump.conf"
         conf.write_text(conf.read_text() + "\n# nmimgr VM lab: dracut 059 leaves grep out "
                         "of the capture image, without it kdump.sh ignores this file\n"
@@ -716,6 +716,11 @@ def _install_flavour(tree: Path, flavour: str, log: Path):
     apt's package lists and downloads removed afterwards as mmdebstrap's
     cleanup does."""
     rec_packages = FLAVOUR_PACKAGES[flavour]
+    if flavour == "kdumpctl":
+        # before dracut arrives: its trigger builds the first-kernel image
+        # (generic, every driver), which took about 90 s with gzip -9
+        (tree / "etc/dracut.conf.d").mkdir(parents=True, exist_ok=True)
+        (tree / DRACUT_COMPRESS[0]).write_text(DRACUT_COMPRESS[1])
     policy = tree / "usr/sbin/policy-rc.d"
     policy.write_text(POLICY_RC_D)
     policy.chmod(0o755)
