@@ -25,7 +25,6 @@ volatile sig_atomic_t g_stop = 0;
 
 void OnSignal(int sig) { g_stop = sig; }
 
-
 bool WritePolicy(const Host& host, const std::string& policy,
                  std::string* error) {
   const std::string path =

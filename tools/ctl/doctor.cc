@@ -84,7 +84,6 @@ std::string MiB(uint64_t bytes) {
   return buf;
 }
 
-
 bool Has(const std::vector<std::string>& words, const std::string& w) {
   return std::find(words.begin(), words.end(), w) != words.end();
 }

@@ -127,8 +127,8 @@ class VM:
         # (thread=single): the lab runs two guests side by side on two cores,
         # and with a thread per vCPU (MTTCG) a vCPU spun on a guest lock whose
         # holder's thread the host had descheduled (no paravirtual spinlocks
-        # under TCG).  Side by side, the busybox-image sets took 224 s and
-        # 352 s instead of 332 s and 431 s.  PARALLEL_VCPUS: a thread per
+        # under TCG).  Side by side, the busybox-image sets took 223 s and
+        # 378 s instead of 332 s and 431 s.  PARALLEL_VCPUS: a thread per
         # vCPU, for tests whose point is that one CPU runs while another is
         # held (a panic or an oops held open, tests/vm/modules): in turns,
         # the held CPU's busy loop starved the other one of its NMIs.
